@@ -1,0 +1,62 @@
+"""Alarm records: the Cisco-style events a run raises.
+
+An `Alarm` is an immutable record of one alarm (CodeYellowEntry, CodeYellowExit, CodeRedEntry,
+CallManagerOnline, DeviceCloseMaxEventsExceeded) at a simulated time, with the parameters Cisco's
+alarm of the same name carries.  Parameter names follow Cisco's alarm text with the spaces removed;
+delays are in milliseconds, times in seconds, as the `ALARM_COLUMNS` units say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+CODE_YELLOW_ENTRY: Final = "CodeYellowEntry"
+CODE_YELLOW_EXIT: Final = "CodeYellowExit"
+CODE_RED_ENTRY: Final = "CodeRedEntry"
+CALLMANAGER_ONLINE: Final = "CallManagerOnline"
+DEVICE_CLOSE_MAX_EVENTS_EXCEEDED: Final = "DeviceCloseMaxEventsExceeded"
+
+#: Every parameter an alarm may carry, in the order alarms.csv lists them, with its unit.
+ALARM_COLUMNS: Final[dict[str, str]] = {
+    "ExpectedAverageDelay": "ms",
+    "EntryLatency": "ms",
+    "ExitLatency": "ms",
+    "SampleSize": "s",
+    "TotalCodeYellowEntry": "count",
+    "TotalCodeYellowExit": "count",
+    "TimeSpentInCodeYellow": "s",
+    "NumberOfCallsRejectedDueToCallThrottling": "count",
+    "CodeYellowDuration": "min",
+    "HighPriorityQueueDepth": "signals",
+    "NormalPriorityQueueDepth": "signals",
+    "LowPriorityQueueDepth": "signals",
+    "LowestPriorityQueueDepth": "signals",
+    "SignalsLostInRestart": "signals",
+    "RestartDuration": "s",
+    "DeviceName": "name",
+    "TotalEventsReceived": "events",
+    "MaxEventsAllowed": "events per 5 s",
+    "NumberOfSkinnyDeviceThrottled": "count",
+}
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """One alarm raised at simulated time `t_s` (seconds), with Cisco's parameters."""
+
+    name: str
+    t_s: float
+    params: Mapping[str, float | int | str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.params) - set(ALARM_COLUMNS)
+        if unknown:
+            raise ValueError(f"alarm {self.name} has undocumented parameters {sorted(unknown)}")
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    def with_params(self, **extra: float | int | str) -> Alarm:
+        """A copy of this alarm with more parameters (e.g. queue depths known only to the model)."""
+        return Alarm(self.name, self.t_s, {**self.params, **extra})

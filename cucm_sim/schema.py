@@ -1,0 +1,236 @@
+"""The scenario schema: every field of a scenario YAML, with its unit, range, default and meaning.
+
+Frozen pydantic models with ``extra="forbid"`` (a typo is an error, never silently ignored).  Units are
+in the field names (`_ms`, `_s`, `_min`, `_pct`, `_per_s`); the model layer converts them once.
+Numbers no Cisco source gives (signals per call, service time, restart duration, registration cost)
+are inputs here with stated defaults, never constants in the model.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cucm_sim.distributions import Distribution, Exponential
+from cucm_sim.throttling import ThrottlingParams
+
+Priority = Literal["high", "normal", "low", "lowest"]
+PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low", "lowest")
+"""The four SDL queues, highest first (1-High .. 4-Lowest)."""
+
+MAX_DURATION_S = 30 * 86_400
+MAX_SEED = 2**64 - 1
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Window(_Section):
+    """Something active between `start_s` (inclusive) and `end_s` (exclusive)."""
+
+    start_s: float = Field(ge=0, le=MAX_DURATION_S, description="When it starts, seconds from the run's start (s).")
+    end_s: float = Field(gt=0, le=MAX_DURATION_S, description="When it ends, seconds from the run's start (s).")
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Self:
+        if self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s}) must be greater than start_s ({self.start_s})")
+        return self
+
+
+class NodeParams(_Section):
+    """The CUCM node: one SDL router thread serving four strict-priority queues, non-preemptive."""
+
+    signal_service_time_ms: Distribution = Field(
+        default_factory=lambda: Exponential(mean=0.16),
+        description="Time the router thread spends on one SDL signal at full speed (ms). "
+        "No Cisco source gives it; calibrate from perfmon (busy time / QueueSignalsProcessed).",
+    )
+    capacity_factor: float = Field(
+        1.0, gt=0, le=10,
+        description="Baseline speed of the router thread (1.0 = nominal); disturbances multiply it.",
+    )
+    restart_duration_s: float = Field(
+        180, gt=0, le=3600,
+        description="How long the CallManager service takes to restart after Code Red (s). Not documented "
+        "by Cisco; a scenario input.",
+    )
+
+
+class BackgroundSource(_Section):
+    """A Poisson stream of SDL signals that are not modelled call by call."""
+
+    name: str = Field("background", min_length=1, max_length=64, description="Label for this source.")
+    signals_per_s: float = Field(ge=0, le=1e6, description="Mean arrival rate (signals/s).")
+    priority: Priority = Field("normal", description="SDL queue the signals wait in.")
+
+
+class LoadParams(_Section):
+    """Offered load: background signals and call attempts."""
+
+    background: list[BackgroundSource] = Field(
+        default_factory=list, max_length=32, description="Background Poisson signal sources."
+    )
+    calls_per_s: float | None = Field(
+        None, ge=0, le=10_000,
+        description="Constant call-attempt rate (calls/s). Give this or calls_profile, not both; neither = 0.",
+    )
+    calls_profile: list[tuple[float, float]] | None = Field(
+        None, min_length=1, max_length=10_000,
+        description="Piecewise-linear call-attempt rate: points [t_s, calls_per_s], t_s increasing; "
+        "the rate holds its first/last value before/after the points (s, calls/s).",
+    )
+    call_arrivals: Literal["poisson", "constant"] = Field(
+        "poisson", description="Call-attempt arrival process: Poisson, or evenly spaced at the current rate."
+    )
+    signals_per_call: int = Field(
+        12, ge=1, le=1000,
+        description="SDL signals an accepted call costs over its life, the off-hook signal included "
+        "(no Cisco figure; calibrate as QueueSignalsProcessed / calls per second).",
+    )
+    setup_signals_per_call: int | None = Field(
+        None, ge=1, le=1000,
+        description="Of signals_per_call, how many are set-up signals (off-hook first, the rest right after "
+        "dial tone); the remainder come at teardown. Default: half, rounded up.",
+    )
+    rejection_signals_per_call: int = Field(
+        1, ge=0, le=100,
+        description="Normal-priority signals a call rejected in Code Yellow still costs (the reorder tone).",
+    )
+    holding_time_s: Distribution = Field(
+        default_factory=lambda: Exponential(mean=180.0),
+        description="Call holding time, from dial tone to teardown (s). 180 s is a common assumption.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_setup_signals(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("setup_signals_per_call") is None:
+            total = data.get("signals_per_call", 12)
+            if isinstance(total, int) and not isinstance(total, bool) and total >= 1:
+                data = {**data, "setup_signals_per_call": math.ceil(total / 2)}
+        return data
+
+    @model_validator(mode="after")
+    def _check_calls(self) -> Self:
+        if self.calls_per_s is not None and self.calls_profile is not None:
+            raise ValueError("give calls_per_s or calls_profile, not both")
+        if self.calls_profile is not None:
+            times_s = [point[0] for point in self.calls_profile]
+            if any(later <= earlier for earlier, later in zip(times_s, times_s[1:], strict=False)):
+                raise ValueError("calls_profile times must be strictly increasing")
+            if any(t_s < 0 for t_s in times_s) or any(rate < 0 for _, rate in self.calls_profile):
+                raise ValueError("calls_profile times and rates must be >= 0")
+        if self.setup_signals_per_call is not None and self.setup_signals_per_call > self.signals_per_call:
+            raise ValueError(
+                f"setup_signals_per_call ({self.setup_signals_per_call}) cannot exceed "
+                f"signals_per_call ({self.signals_per_call})"
+            )
+        return self
+
+
+class ChattyDevices(_Window):
+    """Misbehaving SCCP phones that send far more events than normal between start_s and end_s."""
+
+    count: int = Field(ge=1, le=10_000, description="How many devices misbehave (taken from devices.count).")
+    events_per_s: float = Field(gt=0, le=100_000, description="Events each sends per second, Poisson (events/s).")
+    priority: Priority = Field("normal", description="SDL queue their signals wait in.")
+
+
+class DevicesParams(_Section):
+    """SCCP phones registered to the node."""
+
+    count: int = Field(0, ge=0, le=200_000, description="Registered devices (phones); 0 allowed.")
+    keepalive_interval_s: float = Field(
+        30, ge=1, le=3600, description="Station KeepAlive Interval: each device sends one keepalive per interval (s)."
+    )
+    keepalive_priority: Priority = Field(
+        "normal", description="SDL queue a station keepalive waits in (not documented by Cisco; assumption)."
+    )
+    registered_at_start: bool = Field(
+        True, description="True: devices are registered at t=0. False: a cold start, all register over "
+        "registration_spread_s (a registration storm)."
+    )
+    registration_signals: int = Field(
+        10, ge=1, le=1000,
+        description="SDL signals one registration costs: the first in the lowest queue (initial request), "
+        "the rest in the low queue once it is handled.",
+    )
+    registration_spread_s: float = Field(
+        120, ge=0, le=3600,
+        description="After a restart (or a cold start), devices begin registering at uniformly random "
+        "times over this window (s).",
+    )
+    throttled_reregister_delay_s: float = Field(
+        10, ge=0, le=3600,
+        description="A device closed for exceeding Max Events Allowed starts re-registering this long after (s).",
+    )
+    chatty: list[ChattyDevices] = Field(default_factory=list, max_length=32, description="Misbehaving devices.")
+
+    @model_validator(mode="after")
+    def _chatty_fit(self) -> Self:
+        chatty_total = sum(group.count for group in self.chatty)
+        if chatty_total > self.count:
+            raise ValueError(f"chatty devices ({chatty_total}) exceed devices.count ({self.count})")
+        return self
+
+
+class CpuSlowdown(_Window):
+    """The router thread gets only `capacity_factor` of its speed (a backup job, tracing, disk I/O)."""
+
+    kind: Literal["cpu_slowdown"]
+    capacity_factor: float = Field(
+        gt=0, le=1, description="Share of nominal speed left (0.25 = a quarter); overlapping slowdowns multiply."
+    )
+
+
+class SignalBurst(_Window):
+    """Extra Poisson signals, e.g. a routing loop."""
+
+    kind: Literal["signal_burst"]
+    signals_per_s: float = Field(gt=0, le=1e6, description="Extra signals (signals/s).")
+    priority: Priority = Field("normal", description="SDL queue the extra signals wait in.")
+
+
+class CallSurge(_Window):
+    """Extra call attempts, e.g. a mass-calling event."""
+
+    kind: Literal["call_surge"]
+    calls_per_s: float = Field(gt=0, le=10_000, description="Extra call attempts (calls/s).")
+
+
+Disturbance = Annotated[CpuSlowdown | SignalBurst | CallSurge, Field(discriminator="kind")]
+
+
+class Scenario(_Section):
+    """A whole simulation run: the node, its load, its devices, disturbances and service parameters."""
+
+    name: str = Field(min_length=1, max_length=128, description="Scenario name, used in outputs.")
+    description: str = Field("", max_length=10_000, description="What the scenario shows.")
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED,
+        description="Root seed of every random stream. Absent: a concrete one is drawn and saved with the results.",
+    )
+    duration_s: int = Field(ge=1, le=MAX_DURATION_S, description="Simulated time (s).")
+    engine: Literal["signal"] = Field(
+        "signal", description="Simulation engine: 'signal' simulates every SDL signal as a SimPy event."
+    )
+    throttling: ThrottlingParams = Field(
+        default_factory=ThrottlingParams, description="Cisco CallManager call-throttling service parameters."
+    )
+    node: NodeParams = Field(default_factory=NodeParams, description="The CUCM node.")
+    load: LoadParams = Field(default_factory=LoadParams, description="Offered load.")
+    devices: DevicesParams = Field(default_factory=DevicesParams, description="SCCP devices.")
+    disturbances: list[Disturbance] = Field(
+        default_factory=list, max_length=256, description="Time-limited disturbances."
+    )
+
+    def with_concrete_seed(self) -> Scenario:
+        """This scenario with a seed: its own, or a fresh random one that is then saved with the results."""
+        if self.seed is not None:
+            return self
+        return self.model_copy(update={"seed": secrets.randbits(63)})

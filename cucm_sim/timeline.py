@@ -1,0 +1,28 @@
+"""The per-second timeline: its column names, units and the record type that holds it.
+
+One row per simulated second; row k describes the second ``(k - 1, k]`` and `t_s` is its end (k).
+Counts (`signals_processed`, `calls_attempted`, `calls_rejected`) are per that second; queue depths and
+`registered_devices` are read at `t_s`; `skinny_devices_throttled` is cumulative (as the perfmon counter).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+TIMELINE_COLUMNS: Final[tuple[str, ...]] = (
+    "t_s",
+    "state",
+    "expected_delay_ms",
+    "average_expected_delay_ms",
+    "throttling_sample_activity",
+    "queue_high",
+    "queue_normal",
+    "queue_low",
+    "queue_lowest",
+    "signals_processed",
+    "calls_attempted",
+    "calls_rejected",
+    "skinny_devices_throttled",
+    "registered_devices",
+    "capacity_factor",
+)
