@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.padding import Padding
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -125,10 +126,9 @@ def _safe_name(name: str) -> str:
 def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "-"
-    if isinstance(value, float):
-        text = f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
-    else:
-        text = f"{value:,}"
+    if not isinstance(value, float):
+        return f"{value:,} {unit}".rstrip()
+    text = f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
     return f"{text} {unit}".rstrip()
 
 
@@ -187,22 +187,20 @@ def schema() -> None:
 @main.command()
 def params() -> None:
     """Show the call-throttling service parameters: name, unit, default, range, meaning."""
-    table = Table(title="Cisco CallManager service parameters (Call Throttling), as cucm-sim validates them")
-    for column in ("throttling.<key>", "unit", "default", "allowed"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("meaning", overflow="fold", min_width=30)
+    stdout.print("[bold]Cisco CallManager service parameters, Call Throttling[/] (scenario section `throttling:`)\n")
     units = {"_ms": "ms", "_pct": "%", "_min": "min", "_s": "s"}
     for name, field in ThrottlingParams.model_fields.items():
         unit = next((u for suffix, u in units.items() if name.endswith(suffix)), "")
         if name == "max_events_allowed":
-            unit = "events / 5 s"
+            unit = "events per 5 s"
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         allowed = str(extra.get("allowed", ""))
         if not allowed:
             bounds = {type(m).__name__: m for m in field.metadata}
             if "Ge" in bounds and "Le" in bounds:
-                allowed = f"{bounds['Ge'].ge}..{bounds['Le'].le}"  # type: ignore[attr-defined]
+                allowed = f"{bounds['Ge'].ge}..{bounds['Le'].le}"
             else:
-                allowed = " | ".join(getattr(field.annotation, "__args__", ()))
-        table.add_row(name, unit, str(field.default), allowed, field.description or "")
-    stdout.print(table)
+                allowed = " or ".join(getattr(field.annotation, "__args__", ()))
+        line = f"[bold cyan]{name}[/]  default {field.default} {unit}, allowed {allowed} {unit}"
+        stdout.print(line.replace(" ,", ",").rstrip(), highlight=False)
+        stdout.print(Padding(field.description or "", (0, 0, 1, 4)), highlight=False)

@@ -32,7 +32,7 @@ class _StrictSafeLoader(yaml.SafeLoader):
 def _construct_mapping_no_duplicates(loader: _StrictSafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _value_node in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 "while reading a mapping", node.start_mark, f"found the key {key!r} twice", key_node.start_mark
@@ -65,7 +65,7 @@ def read_yaml(path: Path) -> Any:
 def parse_yaml_text(text: str, source: str) -> Any:
     """Parse YAML text safely (see `read_yaml`); `source` names it in messages."""
     try:
-        return yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_StrictSafeLoader)  # a SafeLoader subclass: no object construction
     except yaml.constructor.ConstructorError as error:
         where = _mark(source, error.problem_mark)
         if error.problem and "could not determine a constructor" in error.problem:
@@ -292,7 +292,8 @@ def _allowed(loc: tuple[Any, ...]) -> str:
             return "true or false"
     if info is None:
         return ""
-    low = high = None
+    low: Any = None
+    high: Any = None
     low_op, high_op = ">=", "<="
     for meta in info.metadata:
         if isinstance(meta, annotated_types.Ge):

@@ -31,6 +31,7 @@ Choices the model makes (DOMAIN.md leaves them open):
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any
@@ -399,9 +400,10 @@ class NodeModel:
         starts_s = self.rngs["registration"].uniform(0.0, spread_s, len(self.device_state))
         epoch = self.epoch
         for device, delay_s in enumerate(starts_s.tolist()):
-            self.env.timeout(delay_s).callbacks.append(
-                lambda _event, device=device: self._register(device, epoch)
-            )
+            self.env.timeout(delay_s).callbacks.append(functools.partial(self._register_callback, device, epoch))
+
+    def _register_callback(self, device: int, epoch: int, _event: simpy.Event) -> None:
+        self._register(device, epoch)
 
     def _keepalives(self) -> Generator[simpy.Event, Any, None]:
         """Every device sends a keepalive once per interval, at its own random phase, while registered."""

@@ -8,6 +8,7 @@ are inputs here with stated defaults, never constants in the model.
 
 from __future__ import annotations
 
+import itertools
 import math
 import secrets
 from typing import Annotated, Any, Literal, Self
@@ -121,7 +122,7 @@ class LoadParams(_Section):
             raise ValueError("give calls_per_s or calls_profile, not both")
         if self.calls_profile is not None:
             times_s = [point[0] for point in self.calls_profile]
-            if any(later <= earlier for earlier, later in zip(times_s, times_s[1:], strict=False)):
+            if any(later <= earlier for earlier, later in itertools.pairwise(times_s)):
                 raise ValueError("calls_profile times must be strictly increasing")
             if any(t_s < 0 for t_s in times_s) or any(rate < 0 for _, rate in self.calls_profile):
                 raise ValueError("calls_profile times and rates must be >= 0")

@@ -136,8 +136,8 @@ class ThrottleStateMachine:
 
     def observe(self, now_s: float, expected_delay_ms: float) -> list[Alarm]:
         """Take the expected-delay sample (ms) for the second ending at `now_s` (s); return the alarms raised."""
-        if expected_delay_ms < 0:
-            raise ValueError(f"expected delay cannot be negative: {expected_delay_ms}")
+        if not (math.isfinite(expected_delay_ms) and expected_delay_ms >= 0):
+            raise ValueError(f"expected delay must be finite and non-negative, got {expected_delay_ms}")
         if self._window_size == 0 or self.state is ThrottleState.CODE_RED:
             return []
         self._window.append(expected_delay_ms)
@@ -151,10 +151,15 @@ class ThrottleStateMachine:
             return self._nonzero_run >= self._window_size
         return len(self._window) >= self._window_size
 
+    def _window_mean_exceeds(self, threshold_ms: float) -> bool:
+        # Sum against threshold x count: both sides correctly rounded, so a window whose samples all
+        # equal the threshold compares equal (a rounded mean can land one ulp above it).
+        return math.fsum(self._window) > threshold_ms * len(self._window)
+
     def _maybe_enter_code_yellow(self, now_s: float) -> list[Alarm]:
-        average_ms = self.average_expected_delay_ms
-        if not (self._entry_window_ready() and average_ms > self.params.code_yellow_entry_latency_ms):
+        if not (self._entry_window_ready() and self._window_mean_exceeds(self.params.code_yellow_entry_latency_ms)):
             return []
+        average_ms = self.average_expected_delay_ms
         self.state = ThrottleState.CODE_YELLOW
         self.code_yellow_entered_s = now_s
         self.total_code_yellow_entries += 1
@@ -164,7 +169,7 @@ class ThrottleStateMachine:
         assert self.code_yellow_entered_s is not None
         average_ms = self.average_expected_delay_ms
         time_in_yellow_s = now_s - self.code_yellow_entered_s
-        if average_ms <= self.params.exit_latency_ms:
+        if not self._window_mean_exceeds(self.params.exit_latency_ms):
             self.state = ThrottleState.NORMAL
             self.code_yellow_entered_s = None
             self.total_code_yellow_exits += 1

@@ -577,6 +577,15 @@ def test_negative_sample_raises(sample_size: int, bad: float) -> None:
     assert m.average_expected_delay_ms == avg_before
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_sample_raises(bad: float) -> None:
+    m = make()
+    m.observe(1.0, 3.0)
+    with pytest.raises(ValueError, match="finite"):
+        m.observe(2.0, bad)
+    assert m.average_expected_delay_ms == 3.0
+
+
 def test_negative_sample_raises_in_code_red() -> None:
     m = make(system_throttle_sample_size_s=1, code_yellow_duration_min=1)
     feed(m, [100.0] * 62)
@@ -728,7 +737,7 @@ def test_property_against_reference(case: tuple[ThrottlingParams, list[float]]) 
         system_throttle_sample_size_s=st.just(0),
         sample_rule=st.sampled_from(["consecutive_nonzero", "rolling"]),
     ),
-    samples=st.lists(st.floats(min_value=0.0, allow_nan=False), max_size=300),
+    samples=st.lists(st.floats(min_value=0.0, allow_nan=False, allow_infinity=False), max_size=300),
 )
 def test_property_sample_size_zero_never_throttles(params: ThrottlingParams, samples: list[float]) -> None:
     m = ThrottleStateMachine(params)
