@@ -475,7 +475,9 @@ class NodeModel:
             if router.up:
                 for alarm in self.throttle.observe(now_s, expected_delay_ms):
                     self._raise(alarm)
-            average_ms = self.throttle.average_expected_delay_ms
+            # While the service restarts its perfmon counters read 0 (they restart with it).
+            average_ms = self.throttle.average_expected_delay_ms if router.up else 0.0
+            sample_activity = self.throttle.throttling_sample_activity if router.up else 0
             self.max_average_expected_delay_ms = max(self.max_average_expected_delay_ms, average_ms)
             depths = router.queue_depths()
 
@@ -483,7 +485,7 @@ class NodeModel:
             timeline["t_s"][row] = now_s
             timeline["expected_delay_ms"][row] = expected_delay_ms
             timeline["average_expected_delay_ms"][row] = average_ms
-            timeline["throttling_sample_activity"][row] = self.throttle.throttling_sample_activity
+            timeline["throttling_sample_activity"][row] = sample_activity
             timeline["queue_high"][row] = depths[HIGH]
             timeline["queue_normal"][row] = depths[NORMAL]
             timeline["queue_low"][row] = depths[LOW]

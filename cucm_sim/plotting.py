@@ -23,6 +23,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.text import Annotation
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from numpy.typing import NDArray
 
@@ -52,13 +53,19 @@ CALL_RATE_AVERAGE_WINDOW_S: Final = 10
 """Shortest centred moving-average window for the per-second call counts (s)."""
 
 CALL_RATE_WINDOWS_PER_RUN: Final = 150
-"""Longer runs smooth call counts over about run length / this (rounded to a nice size) so they stay legible."""
+"""Longer runs average call counts over about run length / this (rounded up to a nice size)."""
 
 LOG_DELAY_FACTOR: Final = 50.0
 """Use a logarithmic delay axis once the largest delay exceeds this multiple of the entry latency."""
 
 MAX_LABELLED_TRANSITIONS: Final = 12
-"""With more transition alarms than this, their markers are drawn without text."""
+"""With more transition alarms than this, only Code Red / CallManagerOnline markers keep their text."""
+TRANSITION_LABEL_ROWS: Final = 3
+TRANSITION_LABEL_ROW_PT: Final = 11.0
+TRANSITION_LABEL_FONTSIZE_PT: Final = 7.5
+
+SYMLOG_LINEAR_DECADES: Final = 0.4
+"""Height given to the linear part (0..1) of symlog axes, in decades."""
 
 STATE_COLOURS: Final[dict[str, str]] = {
     ThrottleState.NORMAL.value: "#66bb6a",
@@ -128,11 +135,12 @@ def plot_timeline(
     """Write the run overview figure as a PNG at `path`.
 
     `timeline` holds the `TIMELINE_COLUMNS`, one entry per simulated second: `t_s` is the end of the
-    second (s), `state` the throttling state name, delays in ms, queue depths in signals, call counts
-    per second, `skinny_devices_throttled` cumulative.  `alarms` are drawn at their `t_s` (s);
-    `throttling` supplies the entry and exit latencies (ms).  The x axis is in seconds for runs up to
-    900 s, otherwise in minutes.  Raises ValueError when a column is missing, lengths differ or the
-    timeline is empty.
+    second (s), `state` the throttling state in force during that second ("Normal", "CodeYellow", "CodeRed"), delays
+    in ms, queue depths in signals, call counts per second, `skinny_devices_throttled` cumulative.
+    `alarms` are drawn at their `t_s` (s); `throttling` supplies the entry and exit latencies (ms).
+    The x axis is in seconds for runs up to 900 s, otherwise in minutes.  The parent directory of
+    `path` must exist.  Raises ValueError when a column is missing, lengths differ, a state is unknown
+    or the timeline is empty.
     """
     columns = _validated_columns(timeline)
     time_s = columns["t_s"]
@@ -140,7 +148,7 @@ def plot_timeline(
     axis = _time_axis(time_s)
 
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI, layout="constrained")
-    canvas = FigureCanvasAgg(figure)
+    FigureCanvasAgg(figure)
     state_ax, delay_ax, calls_ax, queue_ax, sccp_ax = figure.subplots(
         5, 1, sharex=True, gridspec_kw={"height_ratios": [0.3, 2.6, 1.5, 1.6, 1.3]}
     )
@@ -156,6 +164,9 @@ def plot_timeline(
 
     sccp_ax.set_xlim(axis.to_x(axis.start_s), axis.to_x(axis.end_s))
     sccp_ax.set_xlabel(f"simulated time ({axis.unit_name})")
+    if axis.unit_name == "min":
+        # Minute ticks on hour-friendly steps (15, 30, 60, 120 ... min).
+        sccp_ax.xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 1.2, 1.5, 2, 3, 5, 6, 10]))
     sccp_ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
     for ax in (state_ax, delay_ax, calls_ax, queue_ax):
         ax.tick_params(labelbottom=False)
@@ -169,7 +180,7 @@ def plot_timeline(
     if transition_labels:
         # Label widths are only known once the layout is done: lay out, then stagger the labels.
         figure.draw_without_rendering()
-        _stagger_labels(delay_ax, transition_labels, canvas.get_renderer())
+        _stagger_labels(delay_ax, transition_labels)
     figure.savefig(path, format="png", dpi=FIGURE_DPI)
 
 
@@ -223,17 +234,28 @@ def _binned(
     return time_s[ends], np.asarray(reduced, dtype=np.float64)
 
 
+def _steps(axis: _TimeAxis, end_s: FloatArray, values: FloatArray) -> tuple[Any, FloatArray]:
+    """(x, y) for a "steps-pre" drawing in which each value covers its whole interval, the first included."""
+    return (
+        axis.to_x(np.concatenate(([axis.start_s], end_s))),
+        np.concatenate((values[:1], values)),
+    )
+
+
 def _state_runs(time_s: FloatArray, states: NDArray[np.str_]) -> list[tuple[str, float, float]]:
-    """Maximal runs of one state as (state, start (s), end (s)); row k covers (t_s - 1, t_s]."""
+    """Maximal runs of one state as (state, start (s), end (s)).
+
+    Row k covers the second (t_s[k] - 1, t_s[k]] and its state is the one in force during it; a transition
+    alarm raised by the sample at t_s[k] changes row k + 1, so each band starts at its alarm's `t_s`.
+    """
     unknown = set(np.unique(states).tolist()) - set(STATE_COLOURS)
     if unknown:
         raise ValueError(f"timeline has unknown states {sorted(unknown)}; expected {sorted(STATE_COLOURS)}")
     change_rows = np.flatnonzero(states[1:] != states[:-1]) + 1
-    run_starts = np.concatenate(([0], change_rows))
-    run_ends = np.concatenate((change_rows, [len(states)])) - 1
+    boundaries_s = [float(time_s[0]) - 1.0, *(time_s[change_rows] - 1.0).tolist(), float(time_s[-1])]
+    run_states = [str(states[0]), *(str(state) for state in states[change_rows])]
     return [
-        (str(states[first]), float(time_s[first]) - 1.0, float(time_s[last]))
-        for first, last in zip(run_starts, run_ends, strict=True)
+        (state, boundaries_s[index], boundaries_s[index + 1]) for index, state in enumerate(run_states)
     ]
 
 
@@ -303,7 +325,8 @@ def _draw_delay_panel(
     alarms: Sequence[Alarm],
     throttling: ThrottlingParams,
     axis: _TimeAxis,
-) -> None:
+) -> list[Annotation]:
+    """Expected delay against the thresholds, with transition markers; returns the marker labels."""
     time_s = columns["t_s"]
     entry_ms = float(throttling.code_yellow_entry_latency_ms)
     exit_ms = float(throttling.exit_latency_ms)
@@ -311,27 +334,35 @@ def _draw_delay_panel(
 
     sample_t, sample_ms = _binned(time_s, columns["expected_delay_ms"], axis, np.maximum)
     average_t, average_ms = _binned(time_s, columns["average_expected_delay_ms"], axis, np.maximum)
-    ax.plot(
-        axis.to_x(sample_t), sample_ms, drawstyle="steps-pre", color=SAMPLE_DELAY_COLOUR,
-        linewidth=0.7, alpha=0.55, label=f"expected delay, per-second sample{peak_suffix}",
-    )
     window_s = throttling.system_throttle_sample_size_s
-    if throttling.throttling_enabled or np.any(average_ms > 0):
+    draw_average = throttling.throttling_enabled or bool(np.any(average_ms > 0))
+    # Without an average (throttling disabled) the per-second sample is the whole story: draw it solid.
+    ax.plot(
+        *_steps(axis, sample_t, sample_ms), drawstyle="steps-pre", color=SAMPLE_DELAY_COLOUR,
+        linewidth=0.7 if draw_average else 1.2, alpha=0.6 if draw_average else 1.0,
+        label=f"expected delay, per-second sample{peak_suffix}",
+    )
+    if draw_average:
         ax.plot(
-            axis.to_x(average_t), average_ms, color=AVERAGE_DELAY_COLOUR, linewidth=2.0,
+            axis.to_x(average_t), average_ms, color=AVERAGE_DELAY_COLOUR,
+            linewidth=2.0 if axis.bin_s == 1 else 1.1,
             label=f"average expected delay ({window_s} s window{peak_suffix})",
         )
 
+    transitions = sorted((alarm for alarm in alarms if alarm.name in TRANSITION_MARKERS), key=lambda a: a.t_s)
+    labelled = _transitions_to_label(transitions)
+    # With labels, the top ~22 % of the panel is kept free for them.
+    peak_fraction = 0.78 if labelled else 0.9
     peak_ms = float(max(np.max(sample_ms), np.max(average_ms), 0.0))
     if peak_ms > LOG_DELAY_FACTOR * entry_ms:
-        # Delays explode by orders of magnitude in a CPU starvation; symlog keeps the thresholds and
-        # the zeros visible next to them.
-        ax.set_yscale("symlog", linthresh=1.0, linscale=0.4)
-        ax.set_ylim(0.0, peak_ms * 3.0)
+        # Delays explode by orders of magnitude in a CPU starvation; symlog keeps the thresholds, and
+        # the zeros next to them, readable.
+        ax.set_yscale("symlog", linthresh=1.0, linscale=SYMLOG_LINEAR_DECADES)
+        ax.set_ylim(0.0, _symlog_top(peak_ms, peak_fraction))
         ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
         scale_note = "log scale"
     else:
-        ax.set_ylim(0.0, max(peak_ms * 1.12, entry_ms * 1.6))
+        ax.set_ylim(0.0, max(peak_ms, entry_ms * 1.3) / peak_fraction)
         scale_note = ""
 
     if throttling.throttling_enabled:
@@ -343,67 +374,79 @@ def _draw_delay_panel(
              EXIT_LATENCY_COLOUR, "top"),
         ):
             ax.text(
-                0.004, level_ms, text, transform=ax.get_yaxis_transform(), color=colour, fontsize=8,
-                fontweight="bold", ha="left", va=va, zorder=6,
-                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5},
+                0.997, level_ms, text, transform=ax.get_yaxis_transform(), color=colour, fontsize=8,
+                fontweight="bold", ha="right", va=va, zorder=6,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 0.8},
             )
     else:
         ax.text(
-            0.5, 0.5, "call throttling disabled (System Throttle Sample Size = 0 s):\n"
-            "no Code Yellow / Code Red thresholds",
-            transform=ax.transAxes, ha="center", va="center", fontsize=10, color="#555555",
-            bbox={"facecolor": "white", "edgecolor": "#bbbbbb", "alpha": 0.85},
+            0.5, 0.96, "call throttling disabled (System Throttle Sample Size = 0 s): "
+            "no entry / exit thresholds, never Code Yellow or Code Red",
+            transform=ax.transAxes, ha="center", va="top", fontsize=9, color="#444444", zorder=7,
+            bbox={"facecolor": "white", "edgecolor": "#bbbbbb", "alpha": 0.9},
         )
 
-    alarm_handles = _draw_transition_markers(ax, alarms, axis)
+    # Unlabelled markers (a node flapping in and out of Code Yellow) are drawn lighter, so the delay
+    # shows through them.
+    for alarm in transitions:
+        _, colour = TRANSITION_MARKERS[alarm.name]
+        marker_width, marker_alpha = (1.1, 0.9) if alarm in labelled else (0.6, 0.45)
+        ax.axvline(
+            float(axis.to_x(alarm.t_s)), color=colour, linewidth=marker_width, alpha=marker_alpha, zorder=4
+        )
+    labels = [
+        ax.annotate(
+            TRANSITION_MARKERS[alarm.name][0], xy=(float(axis.to_x(alarm.t_s)), 1.0),
+            xycoords=ax.get_xaxis_transform(), xytext=(3, -3), textcoords="offset points",
+            ha="left", va="top", fontsize=TRANSITION_LABEL_FONTSIZE_PT, fontweight="bold",
+            color=TRANSITION_MARKERS[alarm.name][1], zorder=7, in_layout=False,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.6},
+        )
+        for alarm in labelled
+    ]
+    names_present = {alarm.name for alarm in transitions}
+    alarm_handles = [
+        Line2D([], [], color=colour, linewidth=1.1, label=f"{name} alarm")
+        for name, (_, colour) in TRANSITION_MARKERS.items()
+        if name in names_present
+    ]
     ax.set_ylabel("delay (ms)" + (f"\n{scale_note}" if scale_note else ""))
     handles, _ = ax.get_legend_handles_labels()
     ax.legend(
         handles=[*handles, *alarm_handles], loc="upper left", bbox_to_anchor=(1.01, 1.0), **LEGEND_STYLE
     )
+    return labels
 
 
-def _draw_transition_markers(ax: Axes, alarms: Sequence[Alarm], axis: _TimeAxis) -> list[Line2D]:
-    """Vertical markers for state-transition alarms, labelled in staggered rows when few enough."""
-    transitions = sorted((alarm for alarm in alarms if alarm.name in TRANSITION_MARKERS), key=lambda a: a.t_s)
-    for alarm in transitions:
-        _, colour = TRANSITION_MARKERS[alarm.name]
-        ax.axvline(float(axis.to_x(alarm.t_s)), color=colour, linewidth=1.1, alpha=0.9, zorder=4)
+def _transitions_to_label(transitions: Sequence[Alarm]) -> list[Alarm]:
+    """All transitions when there are few; otherwise only the rare Code Red / Online ones, if few."""
     if len(transitions) <= MAX_LABELLED_TRANSITIONS:
-        _label_transitions(ax, transitions, axis)
-    names_present = {alarm.name for alarm in transitions}
-    return [
-        Line2D([], [], color=colour, linewidth=1.1, label=f"{name} alarm")
-        for name, (_, colour) in TRANSITION_MARKERS.items()
-        if name in names_present
-    ]
+        return list(transitions)
+    restarts = [alarm for alarm in transitions if alarm.name in (CODE_RED_ENTRY, CALLMANAGER_ONLINE)]
+    return restarts if len(restarts) <= MAX_LABELLED_TRANSITIONS else []
 
 
-def _label_transitions(ax: Axes, transitions: Sequence[Alarm], axis: _TimeAxis) -> None:
-    # Greedy rows: a label goes into the first row whose previous label ends left of it; labels that
-    # fit nowhere are dropped (the marker stays).  Widths are estimated from the character count.
-    row_heights = (0.97, 0.86, 0.75)
-    fontsize_pt = 7.5
-    axes_width_in = FIGURE_SIZE_IN[0] * 0.72
-    span_s = axis.end_s - axis.start_s
-    row_free_from = [-math.inf] * len(row_heights)
-    for alarm in transitions:
-        text, colour = TRANSITION_MARKERS[alarm.name]
-        x_frac = (alarm.t_s - axis.start_s) / span_s
-        width_frac = (len(text) * fontsize_pt * 0.62 + 8) / 72 / axes_width_in
-        flip_left = x_frac + width_frac > 0.995  # keep labels near the right edge inside the axes
-        left_frac = x_frac - width_frac if flip_left else x_frac
-        row = next((i for i, free in enumerate(row_free_from) if left_frac > free), None)
+def _stagger_labels(ax: Axes, labels: Sequence[Annotation]) -> None:
+    """Move overlapping transition labels into lower rows; hide those that fit in no row.
+
+    Labels arrive sorted by time.  Each goes into the first row where it clears the previous label;
+    a label that would run past the right edge is flipped to the left of its marker.
+    """
+    axes_box = ax.get_window_extent()
+    gap_px = 1.0
+    row_free_from_px = [-math.inf] * TRANSITION_LABEL_ROWS
+    for label in labels:
+        box = label.get_window_extent()
+        if box.x1 > axes_box.x1 - 2:
+            label.set_horizontalalignment("right")
+            label.xyann = (-3, -3)
+            box = label.get_window_extent()
+        row = next((i for i, free_px in enumerate(row_free_from_px) if box.x0 > free_px + gap_px), None)
         if row is None:
+            label.set_visible(False)
             continue
-        row_free_from[row] = left_frac + width_frac
-        ax.annotate(
-            text, xy=(float(axis.to_x(alarm.t_s)), row_heights[row]), xycoords=ax.get_xaxis_transform(),
-            xytext=(-3 if flip_left else 3, 0), textcoords="offset points",
-            ha="right" if flip_left else "left", va="top", fontsize=fontsize_pt, color=colour,
-            fontweight="bold", zorder=7,
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 0.6},
-        )
+        row_free_from_px[row] = box.x1
+        label.xyann = (label.xyann[0], -3 - row * TRANSITION_LABEL_ROW_PT)
 
 
 def _draw_calls_panel(ax: Axes, columns: Mapping[str, FloatArray], axis: _TimeAxis) -> None:
@@ -412,30 +455,32 @@ def _draw_calls_panel(ax: Axes, columns: Mapping[str, FloatArray], axis: _TimeAx
     rejected = columns["calls_rejected"]
     total_attempted = float(np.sum(attempted))
     total_rejected = float(np.sum(rejected))
-    attempted_label = f"attempted ({_thousands(total_attempted)} calls)"
-    rejected_label = (
-        f"rejected by throttling ({_thousands(total_rejected)} = {_percent(total_rejected, total_attempted)})"
+    duration_s = axis.end_s - axis.start_s
+    window_s = next(
+        (size for size in NICE_BIN_SIZES_S
+         if size >= max(CALL_RATE_AVERAGE_WINDOW_S, duration_s / CALL_RATE_WINDOWS_PER_RUN)),
+        NICE_BIN_SIZES_S[-1],
     )
-    if axis.bin_s == 1:
-        x = axis.to_x(time_s)
-        ax.fill_between(x, attempted, step="pre", color=ATTEMPTED_COLOUR, alpha=0.12, linewidth=0)
-        ax.fill_between(x, rejected, step="pre", color=REJECTED_COLOUR, alpha=0.22, linewidth=0)
-        window = min(CALL_RATE_AVERAGE_WINDOW_S, len(time_s))
-        ax.plot(x, _trailing_mean(attempted, window), color=ATTEMPTED_COLOUR, linewidth=1.6,
-                label=f"{attempted_label}, {window} s average")
-        ax.plot(x, _trailing_mean(rejected, window), color=REJECTED_COLOUR, linewidth=1.6,
-                label=f"{rejected_label}, {window} s average")
-        ax.plot([], [], color="#999999", alpha=0.4, linewidth=6, label="per second (shaded)")
+    window_s = min(window_s, len(time_s))
+    window = f"{window_s} s" if window_s < 60 else f"{window_s // 60} min"
+    attempted_t, attempted_mean = _binned(time_s, _centred_mean(attempted, window_s), axis, None)
+    rejected_t, rejected_mean = _binned(time_s, _centred_mean(rejected, window_s), axis, None)
+
+    if duration_s <= SECONDS_AXIS_MAX_S:
+        # Short runs: every second is visible, shaded faintly under the averages.
+        ax.fill_between(*_steps(axis, time_s, attempted), step="pre", color=ATTEMPTED_COLOUR, alpha=0.13,
+                        linewidth=0, label="per second (shaded)")
+        ax.fill_between(*_steps(axis, time_s, rejected), step="pre", color=REJECTED_COLOUR, alpha=0.22,
+                        linewidth=0)
+        peak = float(np.max(attempted))
     else:
-        bin_t, attempted_mean = _binned(time_s, attempted, axis, None)
-        _, rejected_mean = _binned(time_s, rejected, axis, None)
-        x = axis.to_x(bin_t)
-        ax.fill_between(x, rejected_mean, step="pre", color=REJECTED_COLOUR, alpha=0.25, linewidth=0)
-        ax.plot(x, attempted_mean, drawstyle="steps-pre", color=ATTEMPTED_COLOUR, linewidth=1.2,
-                label=f"{attempted_label}, mean per {axis.describe_bin()}")
-        ax.plot(x, rejected_mean, drawstyle="steps-pre", color=REJECTED_COLOUR, linewidth=1.2,
-                label=f"{rejected_label}, mean per {axis.describe_bin()}")
-    peak = float(np.max(attempted)) if axis.bin_s == 1 else float(np.max(attempted_mean))
+        ax.fill_between(axis.to_x(rejected_t), rejected_mean, color=REJECTED_COLOUR, alpha=0.22, linewidth=0)
+        peak = float(np.max(attempted_mean))
+    ax.plot(axis.to_x(attempted_t), attempted_mean, color=ATTEMPTED_COLOUR, linewidth=1.5,
+            label=f"attempted, {window} average\n(total {_thousands(total_attempted)} calls)")
+    ax.plot(axis.to_x(rejected_t), rejected_mean, color=REJECTED_COLOUR, linewidth=1.5,
+            label=f"rejected by throttling, {window} average\n(total {_thousands(total_rejected)} = "
+            f"{_percent(total_rejected, total_attempted)} of attempts)")
     ax.set_ylim(0.0, max(peak * 1.12, 1.0))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
     ax.set_ylabel("calls/s")
@@ -449,15 +494,15 @@ def _draw_queue_panel(ax: Axes, columns: Mapping[str, FloatArray], axis: _TimeAx
     for column, label, colour in QUEUE_LINES:
         bin_t, depth = _binned(time_s, columns[column], axis, np.maximum)
         peak_depth = max(peak_depth, float(np.max(depth)))
-        ax.plot(axis.to_x(bin_t), depth, drawstyle="steps-pre", color=colour, linewidth=1.3,
-                label=f"{label}, peak {_thousands(float(np.max(columns[column])))}{peak_suffix}")
+        ax.plot(axis.to_x(bin_t), depth, color=colour, linewidth=1.3,
+                label=f"{label}, peak {_thousands(float(np.max(columns[column])))}")
     # Depths range from 0 to ~1e5 signals: symlog shows both an idle queue and a flood.
-    ax.set_yscale("symlog", linthresh=1.0, linscale=0.5)
-    ax.set_ylim(0.0, max(peak_depth * 3.0, 10.0))
+    ax.set_yscale("symlog", linthresh=1.0, linscale=SYMLOG_LINEAR_DECADES)
+    ax.set_ylim(0.0, _symlog_top(max(peak_depth, 10.0), 0.85))
     ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
-    ax.set_ylabel("queue depth\n(signals, log)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="SDL queue", title_fontsize=8,
-              **LEGEND_STYLE)
+    ax.set_ylabel("queue depth\n(signals, log scale)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title=f"SDL queue{peak_suffix}",
+              title_fontsize=8, alignment="left", **LEGEND_STYLE)
 
 
 def _draw_sccp_panel(
@@ -466,13 +511,16 @@ def _draw_sccp_panel(
     time_s = columns["t_s"]
     throttled_t, throttled = _binned(time_s, columns["skinny_devices_throttled"], axis, np.maximum)
     registered_t, registered = _binned(time_s, columns["registered_devices"], axis, np.minimum)
-    low_suffix = "" if axis.bin_s == 1 else f" (min per {axis.describe_bin()})"
+    low_suffix = "" if axis.bin_s == 1 else f", min per {axis.describe_bin()}"
 
+    # Both axes leave the top third free for the legend, which sits inside: the twin axis's tick labels
+    # take the space where the other panels put theirs.  Different headroom keeps the two lines apart
+    # when both are flat at their maximum.
     throttled_line = ax.plot(
-        axis.to_x(throttled_t), throttled, drawstyle="steps-pre", color=THROTTLED_COLOUR, linewidth=1.6,
-        label=f"SkinnyDevicesThrottled (cumulative, {_thousands(float(np.max(throttled)))})",
+        *_steps(axis, throttled_t, throttled), drawstyle="steps-pre", color=THROTTLED_COLOUR, linewidth=1.6,
+        label=f"SkinnyDevicesThrottled: {_thousands(float(np.max(throttled)))} (cumulative)",
     )
-    ax.set_ylim(0.0, max(float(np.max(throttled)) * 1.15, 1.0))
+    ax.set_ylim(0.0, max(float(np.max(throttled)), 1.0) / 0.55)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
     ax.set_ylabel("devices\nthrottled", color=THROTTLED_COLOUR)
@@ -482,31 +530,42 @@ def _draw_sccp_panel(
     close_times_s = [alarm.t_s for alarm in alarms if alarm.name == DEVICE_CLOSE_MAX_EVENTS_EXCEEDED]
     if close_times_s:
         handles += ax.plot(
-            axis.to_x(np.asarray(close_times_s, dtype=float)), np.full(len(close_times_s), 0.04),
-            linestyle="none", marker="|", markersize=9, markeredgewidth=1.2, color=THROTTLED_COLOUR,
-            alpha=0.8, transform=ax.get_xaxis_transform(), clip_on=False, zorder=5,
-            label=f"{DEVICE_CLOSE_MAX_EVENTS_EXCEEDED} alarm ({len(close_times_s):,})",
+            axis.to_x(np.asarray(close_times_s, dtype=float)), np.full(len(close_times_s), 0.05),
+            linestyle="none", marker="|", markersize=7, markeredgewidth=0.8, color=THROTTLED_COLOUR,
+            alpha=0.6, transform=ax.get_xaxis_transform(), clip_on=False, zorder=5,
+            label=f"{DEVICE_CLOSE_MAX_EVENTS_EXCEEDED} ({len(close_times_s):,})",
         )
 
     registered_ax = ax.twinx()
     handles += registered_ax.plot(
-        axis.to_x(registered_t), registered, drawstyle="steps-pre", color=REGISTERED_COLOUR, linewidth=1.4,
+        axis.to_x(registered_t), registered, color=REGISTERED_COLOUR, linewidth=1.4,
         label=f"registered devices{low_suffix}",
     )
-    registered_ax.set_ylim(0.0, max(float(np.max(registered)) * 1.12, 1.0))
+    registered_ax.set_ylim(0.0, max(float(np.max(registered)), 1.0) / 0.72)
     registered_ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     registered_ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
     registered_ax.set_ylabel("registered\ndevices", color=REGISTERED_COLOUR)
     registered_ax.tick_params(axis="y", colors=REGISTERED_COLOUR)
-    registered_ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.08, 1.0), **LEGEND_STYLE)
+    registered_ax.legend(
+        handles=handles, loc="upper left", ncols=len(handles), fontsize=7.5, framealpha=0.85,
+        handlelength=1.5, columnspacing=1.2,
+    )
 
 
-def _trailing_mean(values: FloatArray, window: int) -> FloatArray:
-    """Mean of the last `window` values at each index (fewer at the start)."""
+def _symlog_top(peak: float, peak_fraction: float) -> float:
+    """Upper limit of a symlog (linthresh 1) axis from 0 that puts `peak` at `peak_fraction` of its height."""
+    linear_units = SYMLOG_LINEAR_DECADES / (1 - 1 / 10)  # matplotlib's width of the linear part, in decades
+    peak_units = linear_units + math.log10(max(peak, 1.0))
+    return float(10 ** (peak_units / peak_fraction - linear_units))
+
+
+def _centred_mean(values: FloatArray, window: int) -> FloatArray:
+    """Mean over a `window`-long span centred on each index (shorter at the ends)."""
     cumulative = np.concatenate(([0.0], np.cumsum(values)))
-    index = np.arange(1, len(values) + 1)
-    lower = np.maximum(index - window, 0)
-    return np.asarray((cumulative[index] - cumulative[lower]) / (index - lower), dtype=np.float64)
+    index = np.arange(len(values))
+    lower = np.maximum(index - window // 2, 0)
+    upper = np.minimum(index - window // 2 + window, len(values))
+    return np.asarray((cumulative[upper] - cumulative[lower]) / (upper - lower), dtype=np.float64)
 
 
 def _settings_summary(throttling: ThrottlingParams, axis: _TimeAxis) -> str:

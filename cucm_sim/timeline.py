@@ -1,6 +1,9 @@
 """The per-second timeline: its column names, units and the record type that holds it.
 
 One row per simulated second; row k describes the second ``(k - 1, k]`` and `t_s` is its end (k).
+`state` is the throttling state in force *during* that second (the one that decided whether its calls
+were rejected); the expected-delay sample and the average are taken at its end, so an alarm raised at
+``t_s = k`` shows its new state from row k + 1 on.
 Counts (`signals_processed`, `calls_attempted`, `calls_rejected`) are per that second; queue depths and
 `registered_devices` are read at `t_s`; `skinny_devices_throttled` is cumulative (as the perfmon counter).
 """

@@ -12,6 +12,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
@@ -28,7 +29,7 @@ from cucm_sim.alarms import (
     DEVICE_CLOSE_MAX_EVENTS_EXCEEDED,
     Alarm,
 )
-from cucm_sim.plotting import plot_timeline
+from cucm_sim.plotting import _state_runs, plot_timeline
 from cucm_sim.throttling import ThrottleState, ThrottleStateMachine, ThrottlingParams
 from cucm_sim.timeline import TIMELINE_COLUMNS
 
@@ -37,21 +38,25 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 Timeline = dict[str, NDArray[Any]]
 
+HOUR_STARVATION = [(600, 840, 0.14), (840, 1260, 0.05)]
+DAY_STARVATION = [(36_000, 36_240, 0.14), (36_240, 36_660, 0.05), (60_000, 60_600, 0.2)]
+
 
 def starvation_timeline(
     duration_s: int,
-    starvation_start_s: int,
-    starvation_end_s: int,
+    starvation: Sequence[tuple[int, int, float]],
     params: ThrottlingParams,
     devices: int = 5000,
     seed: int = 7,
 ) -> tuple[Timeline, list[Alarm]]:
-    """A node whose CPU share collapses to 6 % for a while: Code Yellow, Code Red, restart, storm.
+    """A node whose CPU share drops in the `starvation` periods (start s, end s, capacity factor).
 
     Fluid approximation, one step per second: capacity 500 signals/s x capacity factor, served strictly
     High > Normal > Low > Lowest; expected delay = whole backlog / capacity (plus light M/M/1-like noise).
-    A call costs 20 Normal signals, a rejected one 2.  Code Red restarts the node for 180 s: queues are
-    lost, phones fail over, then rehome (a registration storm in Low / Lowest, with some SCCP throttling).
+    6 calls/s, a call costs 20 Normal signals, a rejected one 1.  A moderate drop makes the node flap
+    between Normal and Code Yellow; a deep one holds it in Code Yellow until Code Red restarts it for
+    180 s: queues are lost, phones fail over, then rehome (a registration storm in Low / Lowest, with
+    some SCCP throttling).
     """
     rng = np.random.default_rng(seed)
     machine = ThrottleStateMachine(params)
@@ -65,7 +70,7 @@ def starvation_timeline(
     restart_until_s: int | None = None
     rehome_pending = 0.0
     for now_s in range(1, duration_s + 1):
-        capacity_factor = 0.06 if starvation_start_s <= now_s < starvation_end_s else 1.0
+        capacity_factor = next((factor for start_s, end_s, factor in starvation if start_s <= now_s < end_s), 1.0)
         restarting = restart_until_s is not None and now_s <= restart_until_s
         if restart_until_s is not None and now_s == restart_until_s + 1:
             alarms.append(Alarm(CALLMANAGER_ONLINE, float(now_s), {"RestartDuration": restart_s}))
@@ -83,7 +88,7 @@ def starvation_timeline(
             attempted = int(rng.poisson(6.0 * registered / devices))
             throttling = machine.state is ThrottleState.CODE_YELLOW
             rejected = attempted if throttling else 0
-            rehoming = min(rehome_pending, 90.0)
+            rehoming = min(rehome_pending, 60.0)
             rehome_pending -= rehoming
             registered = min(float(devices), registered + rehoming)
             throttled_now = int(rng.poisson(1.5)) if rehoming > 0 and params.max_events_allowed > 0 else 0
@@ -94,9 +99,9 @@ def starvation_timeline(
                     "MaxEventsAllowed": params.max_events_allowed, "NumberOfSkinnyDeviceThrottled": throttled_total,
                 }))
             arrivals = np.array([
-                rng.poisson(25.0 * max(registered, 1.0) / devices + 5.0),
-                (attempted - rejected) * 20 + rejected * 2,
-                rehoming * 8.0,
+                rng.poisson(12.0 * max(registered, 1.0) / devices + 8.0),
+                (attempted - rejected) * 20 + rejected,
+                rehoming * 6.0,
                 rehoming,
             ])
             queues += arrivals
@@ -110,12 +115,14 @@ def starvation_timeline(
             utilisation = min(float(arrivals.sum()) / capacity_per_s, 0.95)
             noise_ms = rng.exponential(2.0 * utilisation / (1 - utilisation)) if rng.random() < utilisation else 0
             expected_delay_ms = float(queues.sum()) / capacity_per_s * 1000.0 + noise_ms
+        # Like the model: a row's state is the one in force during its second, before its sample.
+        state_during_second = machine.state.value if not restarting else ThrottleState.CODE_RED.value
         for alarm in machine.observe(float(now_s), expected_delay_ms):
             alarms.append(alarm)
             if alarm.name == CODE_RED_ENTRY:
                 restart_until_s = now_s + restart_s
         columns["t_s"].append(now_s)
-        columns["state"].append(machine.state.value if not restarting else ThrottleState.CODE_RED.value)
+        columns["state"].append(state_during_second)
         columns["expected_delay_ms"].append(expected_delay_ms)
         columns["average_expected_delay_ms"].append(machine.average_expected_delay_ms)
         columns["throttling_sample_activity"].append(machine.throttling_sample_activity)
@@ -162,9 +169,9 @@ def test_short_run_with_hand_made_alarms(tmp_path: pathlib.Path) -> None:
     timeline["calls_rejected"] = np.where(np.array(states) == "CodeYellow", 5.0, 0.0)
     timeline["queue_normal"] = np.linspace(0, 1e5, 30)
     alarms = [
-        Alarm(CODE_YELLOW_ENTRY, 8.0, {"ExpectedAverageDelay": 21.0, "EntryLatency": 20}),
-        Alarm(CODE_RED_ENTRY, 20.0, {}),
-        Alarm(CALLMANAGER_ONLINE, 26.0, {}),
+        Alarm(CODE_YELLOW_ENTRY, 9.0, {"ExpectedAverageDelay": 21.0, "EntryLatency": 20}),
+        Alarm(CODE_RED_ENTRY, 21.0, {}),
+        Alarm(CALLMANAGER_ONLINE, 27.0, {}),
         Alarm(DEVICE_CLOSE_MAX_EVENTS_EXCEEDED, 27.0, {"DeviceName": "SEP001122334455"}),
     ]
     path = tmp_path / "short.png"
@@ -172,9 +179,20 @@ def test_short_run_with_hand_made_alarms(tmp_path: pathlib.Path) -> None:
     assert_png(path)
 
 
+def test_state_bands_start_at_the_transition_alarm() -> None:
+    # Row k holds the state in force during (t_s[k] - 1, t_s[k]]; a transition alarm raised by the
+    # sample at the end of row k changes the state of row k + 1, so its band starts at the alarm's t_s.
+    time_s = np.arange(1.0, 7.0)
+    states = np.array(["Normal", "Normal", "CodeYellow", "CodeYellow", "CodeRed", "Normal"])
+    assert _state_runs(time_s, states) == [
+        ("Normal", 0.0, 2.0), ("CodeYellow", 2.0, 4.0), ("CodeRed", 4.0, 5.0), ("Normal", 5.0, 6.0),
+    ]
+    assert _state_runs(time_s[:1], states[:1]) == [("Normal", 0.0, 1.0)]
+
+
 def test_day_long_starvation_run(tmp_path: pathlib.Path) -> None:
     params = ThrottlingParams()
-    timeline, alarms = starvation_timeline(86_400, 36_000, 36_900, params)
+    timeline, alarms = starvation_timeline(86_400, DAY_STARVATION, params)
     names = {alarm.name for alarm in alarms}
     assert {CODE_YELLOW_ENTRY, CODE_RED_ENTRY, CALLMANAGER_ONLINE, DEVICE_CLOSE_MAX_EVENTS_EXCEEDED} <= names
     assert set(timeline["state"].tolist()) == {"Normal", "CodeYellow", "CodeRed"}
@@ -201,7 +219,7 @@ def test_many_transitions_are_drawn_without_labels(tmp_path: pathlib.Path) -> No
 
 def test_throttling_disabled_without_alarms(tmp_path: pathlib.Path) -> None:
     params = ThrottlingParams(system_throttle_sample_size_s=0)
-    timeline, alarms = starvation_timeline(600, 100, 400, params)
+    timeline, alarms = starvation_timeline(600, [(100, 400, 0.2)], params)
     assert not [alarm for alarm in alarms if alarm.name != DEVICE_CLOSE_MAX_EVENTS_EXCEEDED]
     assert set(timeline["state"].tolist()) == {"Normal"}
     path = tmp_path / "disabled.png"
@@ -248,7 +266,7 @@ def test_plotting_never_imports_pyplot(tmp_path: pathlib.Path) -> None:
         import pathlib, sys
         import matplotlib
         import numpy as np
-        from cucm_sim.plotting import plot_timeline
+        from cucm_sim.plotting import _state_runs, plot_timeline
         from cucm_sim.throttling import ThrottlingParams
         from cucm_sim.timeline import TIMELINE_COLUMNS
         backend_before = dict.__getitem__(matplotlib.rcParams, "backend")
@@ -271,8 +289,9 @@ def test_plotting_never_imports_pyplot(tmp_path: pathlib.Path) -> None:
 
 if __name__ == "__main__":
     example_params = ThrottlingParams()
-    example_timeline, example_alarms = starvation_timeline(3600, 600, 1500, example_params)
+    example_timeline, example_alarms = starvation_timeline(3600, HOUR_STARVATION, example_params)
     plot_timeline(
         example_timeline, example_alarms, example_params,
-        "starvation: CPU share drops to 6 % for 15 min", pathlib.Path("/tmp/plot_example.png"),
+        "CPU starvation: ccm gets 14 % of its CPU for 4 min, then 5 % for 7 min",
+        pathlib.Path("/tmp/plot_example.png"),
     )
