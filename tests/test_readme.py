@@ -1,0 +1,31 @@
+"""README's code runs, and CI runs README's test command (STYLE.md rule 7)."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_python_blocks_run(capsys: object) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
+    assert blocks, "README should show the Python API"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)
+    assert len(commands) == 2, "README shows exactly two commands: set-up/demo and tests"
+    test_command = commands[1].strip()
+    assert "pytest" in test_command
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci_lines
+
+
+def test_readme_demo_scenario_exists() -> None:
+    demo = re.findall(r"```bash\n(.*?)\n```", README, re.S)[0]
+    scenario = re.search(r"run (\S+\.yaml)", demo)
+    assert scenario and (ROOT / scenario.group(1)).is_file()
