@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from cucm_sim import __version__
 from cucm_sim.errors import UserError
@@ -37,8 +38,8 @@ T = TypeVar("T")
 
 
 def _fail(problems: list[str]) -> NoReturn:
-    for problem in problems:
-        stderr.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    for problem in problems:  # user text: never interpreted as rich markup
+        stderr.print(Text.assemble(("error:", "bold red"), " ", problem), highlight=False, soft_wrap=True)
     sys.exit(EXIT_USER_ERROR)
 
 
@@ -113,10 +114,11 @@ def run(scenario_file: Path, out_dir: Path | None, seed: int | None, overrides: 
     progress.close()
     _user_errors_exit_2(lambda: write_results(result, out_dir, force=force, plots=not no_plots))
     if quiet:
-        stdout.print(str(out_dir), highlight=False)
+        click.echo(str(out_dir))
         return
     stdout.print(_summary_table(result))
-    stdout.print(f"results: [bold]{out_dir}[/] (seed {result.seed})", highlight=False)
+    stdout.print(Text.assemble("results: ", (str(out_dir), "bold"), f" (seed {result.seed})"),
+                 highlight=False, soft_wrap=True)
 
 
 def _safe_name(name: str) -> str:
@@ -139,7 +141,7 @@ def _summary_table(result: RunResult) -> Table:
     states = summary["time_in_state_s"]
     dial_tone = summary["dial_tone_delay_ms"]
     wait = summary["signal_wait_ms"]
-    table = Table(title=f"{summary['scenario']}: {summary['duration_s']:,} simulated s", show_header=False,
+    table = Table(title=Text(f"{summary['scenario']}: {summary['duration_s']:,} simulated s"), show_header=False,
                   title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
@@ -173,7 +175,7 @@ def validate(files: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
         except UserError as error:
             problems.extend(error.problems)
         else:
-            stdout.print(f"[green]ok[/] {path}", highlight=False)
+            stdout.print(Text.assemble(("ok", "green"), f" {path}"), highlight=False, soft_wrap=True)
     if problems:
         _fail(problems)
 
@@ -204,3 +206,7 @@ def params() -> None:
         line = f"[bold cyan]{name}[/]  default {field.default} {unit}, allowed {allowed} {unit}"
         stdout.print(line.replace(" ,", ",").rstrip(), highlight=False)
         stdout.print(Padding(field.description or "", (0, 0, 1, 4)), highlight=False)
+
+
+if __name__ == "__main__":
+    main()

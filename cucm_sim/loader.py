@@ -30,9 +30,17 @@ class _StrictSafeLoader(yaml.SafeLoader):
 
 
 def _construct_mapping_no_duplicates(loader: _StrictSafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)  # resolve YAML merge keys (<<: *anchor) first, as SafeLoader does
     seen: set[Any] = set()
     for key_node, _value_node in node.value:
         key = loader.construct_object(key_node)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark, "a key must be a plain value (a name or number), "
+                f"not a {_yaml_type(key)}", key_node.start_mark,
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 "while reading a mapping", node.start_mark, f"found the key {key!r} twice", key_node.start_mark
@@ -167,6 +175,12 @@ def describe_validation_error(error: ValidationError, source: str) -> list[str]:
                 f"{source}: {path}.{ctx['discriminator'].strip(chr(39))}: {ctx['tag']!r} is not allowed; "
                 f"allowed: one of {ctx['expected_tags']}"
             )
+        elif kind == "union_tag_not_found":
+            tags = ", ".join(repr(tag) for tag in _tags_at(loc))
+            problems.append(f"{source}: {path}.{ctx['discriminator'].strip(chr(39))}: required field is missing; "
+                            f"allowed: one of {tags}")
+        elif isinstance(item.get("input"), dict) and kind == "value_error":
+            problems.append(f"{source}: {path or '(top level)'}: {message}")
         elif allowed and kind in _SELF_EXPLAINED:
             problems.append(f"{source}: {at}{value} is not allowed; allowed: {allowed}")
         elif allowed:
@@ -182,13 +196,20 @@ _SELF_EXPLAINED = {
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
-    # Drop the discriminator tag pydantic inserts after a list index of a tagged union.
-    parts: list[str] = []
-    for index, part in enumerate(loc):
-        if isinstance(part, str) and index and isinstance(loc[index - 1], int) and part in _TAGS:
-            continue
-        parts.append(str(part))
-    return ".".join(parts)
+    # Drop the discriminator tags pydantic inserts into the location of a tagged union's member
+    # (never the last part: that is the key the problem is about).
+    return ".".join(str(part) for index, part in enumerate(loc) if not _is_tag_at(loc, index))
+
+
+def _is_tag_at(loc: tuple[Any, ...], index: int) -> bool:
+    """Whether loc[index] is the tag pydantic inserted after a tagged union (not a key from the file)."""
+    return loc[index] in _TAGS and loc[index] in _tags_at(loc[:index])
+
+
+def _tags_at(loc: tuple[Any, ...]) -> list[str]:
+    candidates, _ = _walk(loc)
+    members = [t for c in candidates for t in _unwrap(c) if isinstance(t, type) and issubclass(t, BaseModel)]
+    return [tag for tag in map(_tag_of, members) if tag is not None]
 
 
 def _show(value: Any) -> str:
@@ -260,12 +281,20 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], FieldInfo | None]:
                 args = typing.get_args(candidate)
                 if part < len(args):
                     next_candidates.append(args[part])
+                    next_info = _annotated_field_info(args[part])
         if not next_candidates:
             return [], None
         candidates, info = next_candidates, next_info if next_info is not None else info
         if next_info is None:
             info = None
     return candidates, info
+
+
+def _annotated_field_info(annotation: Any) -> FieldInfo | None:
+    """The FieldInfo inside ``Annotated[T, Field(...)]`` (constraints on a tuple element), if any."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return next((m for m in typing.get_args(annotation)[1:] if isinstance(m, FieldInfo)), None)
+    return None
 
 
 def _field_at(loc: tuple[Any, ...]) -> FieldInfo | None:

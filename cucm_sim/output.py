@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -50,18 +51,36 @@ def write_results(result: RunResult, out_dir: Path, *, force: bool = False, plot
         raise UserError([f"{out_dir.parent}: cannot create the output's parent directory ({error.strerror})"]) from None
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should not be
         names = _write_all(result, staging, plots)
         if out_dir.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-            out_dir.rename(trash / "old")
-            staging.rename(out_dir)
-            shutil.rmtree(trash)
+            _swap_in(staging, out_dir)
         else:
             staging.rename(out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return [out_dir / name for name in names]
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Replace `out_dir` by `staging`; if the second rename fails, put the old result back."""
+    trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+    old = trash / "old"
+    out_dir.rename(old)
+    try:
+        staging.rename(out_dir)
+    except BaseException:
+        old.rename(out_dir)
+        shutil.rmtree(trash, ignore_errors=True)
+        raise
+    shutil.rmtree(trash)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _write_all(result: RunResult, directory: Path, plots: bool) -> list[str]:

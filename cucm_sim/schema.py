@@ -24,10 +24,14 @@ PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low", "lowest")
 
 MAX_DURATION_S = 30 * 86_400
 MAX_SEED = 2**64 - 1
+MAX_CALLS_PER_S = 10_000
+
+ProfileTime = Annotated[float, Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False)]
+ProfileRate = Annotated[float, Field(ge=0, le=MAX_CALLS_PER_S, allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class _Window(_Section):
@@ -80,7 +84,7 @@ class LoadParams(_Section):
         None, ge=0, le=10_000,
         description="Constant call-attempt rate (calls/s). Give this or calls_profile, not both; neither = 0.",
     )
-    calls_profile: list[tuple[float, float]] | None = Field(
+    calls_profile: list[tuple[ProfileTime, ProfileRate]] | None = Field(
         None, min_length=1, max_length=10_000,
         description="Piecewise-linear call-attempt rate: points [t_s, calls_per_s], t_s increasing; "
         "the rate holds its first/last value before/after the points (s, calls/s).",
@@ -124,8 +128,6 @@ class LoadParams(_Section):
             times_s = [point[0] for point in self.calls_profile]
             if any(later <= earlier for earlier, later in itertools.pairwise(times_s)):
                 raise ValueError("calls_profile times must be strictly increasing")
-            if any(t_s < 0 for t_s in times_s) or any(rate < 0 for _, rate in self.calls_profile):
-                raise ValueError("calls_profile times and rates must be >= 0")
         if self.setup_signals_per_call is not None and self.setup_signals_per_call > self.signals_per_call:
             raise ValueError(
                 f"setup_signals_per_call ({self.setup_signals_per_call}) cannot exceed "

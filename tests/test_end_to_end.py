@@ -145,7 +145,8 @@ def test_code_yellow_recovery_when_the_overload_ends() -> None:
     exit_alarm = next(a for a in result.alarms if a.name == "CodeYellowExit")
     assert exit_alarm.params["ExpectedAverageDelay"] <= 8.0
     row = int(exit_alarm.t_s) - 1
-    assert result.timeline["average_expected_delay_ms"][row] <= 8.0 < result.timeline["average_expected_delay_ms"][row - 1]
+    average_ms = result.timeline["average_expected_delay_ms"]
+    assert average_ms[row] <= 8.0 < average_ms[row - 1]
     assert result.summary["code_red_entries"] == 0
 
 
