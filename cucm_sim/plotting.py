@@ -520,11 +520,7 @@ def _draw_sccp_panel(
         *_steps(axis, throttled_t, throttled), drawstyle="steps-pre", color=THROTTLED_COLOUR, linewidth=1.6,
         label=f"SkinnyDevicesThrottled: {_thousands(float(np.max(throttled)))} (cumulative)",
     )
-    ax.set_ylim(0.0, max(float(np.max(throttled)), 1.0) / 0.55)
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-    ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
-    ax.set_ylabel("devices\nthrottled", color=THROTTLED_COLOUR)
-    ax.tick_params(axis="y", colors=THROTTLED_COLOUR)
+    _style_count_axis(ax, float(np.max(throttled)), 0.55, "devices\nthrottled", THROTTLED_COLOUR)
 
     handles: list[Any] = [*throttled_line]
     close_times_s = [alarm.t_s for alarm in alarms if alarm.name == DEVICE_CLOSE_MAX_EVENTS_EXCEEDED]
@@ -541,15 +537,20 @@ def _draw_sccp_panel(
         axis.to_x(registered_t), registered, color=REGISTERED_COLOUR, linewidth=1.4,
         label=f"registered devices{low_suffix}",
     )
-    registered_ax.set_ylim(0.0, max(float(np.max(registered)), 1.0) / 0.72)
-    registered_ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-    registered_ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
-    registered_ax.set_ylabel("registered\ndevices", color=REGISTERED_COLOUR)
-    registered_ax.tick_params(axis="y", colors=REGISTERED_COLOUR)
+    _style_count_axis(registered_ax, float(np.max(registered)), 0.72, "registered\ndevices", REGISTERED_COLOUR)
     registered_ax.legend(
         handles=handles, loc="upper left", ncols=len(handles), fontsize=7.5, framealpha=0.85,
         handlelength=1.5, columnspacing=1.2,
     )
+
+
+def _style_count_axis(ax: Axes, peak: float, peak_fraction: float, label: str, colour: str) -> None:
+    """A y axis of whole counts whose peak (at least 1) sits at `peak_fraction` of its height."""
+    ax.set_ylim(0.0, max(peak, 1.0) / peak_fraction)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
+    ax.set_ylabel(label, color=colour)
+    ax.tick_params(axis="y", colors=colour)
 
 
 def _symlog_top(peak: float, peak_fraction: float) -> float:

@@ -91,26 +91,12 @@ def test_load_scenario_accepts_str_path(tmp_path: Path) -> None:
     assert load_scenario(str(write_yaml(tmp_path, MINIMAL))).name == "minimal"
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [
-        ("code_yellow_entry_latency_ms", 5),
-        ("code_yellow_entry_latency_ms", 500),
-        ("code_yellow_exit_latency_pct", 20),
-        ("code_yellow_exit_latency_pct", 70),
-        ("code_yellow_duration_min", 1),
-        ("code_yellow_duration_min", 30),
-        ("code_yellow_duration_min", 99999),
-        ("system_throttle_sample_size_s", 0),
-        ("system_throttle_sample_size_s", 60),
-        ("max_events_allowed", 0),
-        ("max_events_allowed", 5000),
-        ("sample_rule", "rolling"),
-    ],
-)
-def test_throttling_boundaries_are_accepted(tmp_path: Path, field: str, value: Any) -> None:
-    scenario = load_scenario(write_yaml(tmp_path, scenario_with(throttling={field: value})))
-    assert getattr(scenario.throttling, field) == value
+def test_throttling_section_reaches_the_throttling_params(tmp_path: Path) -> None:
+    # The boundaries themselves are tested on ThrottlingParams (test_throttling.py); here, that YAML
+    # values arrive there unchanged.
+    throttling = {"code_yellow_entry_latency_ms": 500, "code_yellow_duration_min": 99999, "sample_rule": "rolling"}
+    scenario = load_scenario(write_yaml(tmp_path, scenario_with(throttling=throttling)))
+    assert scenario.throttling.model_dump(include=set(throttling)) == throttling
 
 
 # ------------------------------------------------------------------ out of range: one line naming everything
