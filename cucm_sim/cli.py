@@ -23,7 +23,7 @@ from rich.text import Text
 
 from cucm_sim import __version__
 from cucm_sim.errors import UserError
-from cucm_sim.loader import load_scenario
+from cucm_sim.loader import load_scenario, unit_of
 from cucm_sim.output import check_output_dir, write_results
 from cucm_sim.runner import RunResult, simulate
 from cucm_sim.schema import Scenario
@@ -190,11 +190,8 @@ def schema() -> None:
 def params() -> None:
     """Show the call-throttling service parameters: name, unit, default, range, meaning."""
     stdout.print("[bold]Cisco CallManager service parameters, Call Throttling[/] (scenario section `throttling:`)\n")
-    units = {"_ms": "ms", "_pct": "%", "_min": "min", "_s": "s"}
     for name, field in ThrottlingParams.model_fields.items():
-        unit = next((u for suffix, u in units.items() if name.endswith(suffix)), "")
-        if name == "max_events_allowed":
-            unit = "events per 5 s"
+        unit = "events per 5 s" if name == "max_events_allowed" else unit_of(name)
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         allowed = str(extra.get("allowed", ""))
         if not allowed:

@@ -347,10 +347,11 @@ def _number(value: Any) -> str:
 
 
 def _unit(loc: tuple[Any, ...]) -> str:
-    for part in reversed(loc):
-        if isinstance(part, str):
-            for suffix, unit in _UNIT_SUFFIXES:
-                if part.endswith(suffix):
-                    return f" {unit}" if unit != "%" else " %"
-            return ""
-    return ""
+    name = next((part for part in reversed(loc) if isinstance(part, str)), "")
+    unit = unit_of(name)
+    return f" {unit}" if unit else ""
+
+
+def unit_of(field_name: str) -> str:
+    """The unit a field's name carries in its suffix ('ms' for `..._ms`), '' when it has none."""
+    return next((unit for suffix, unit in _UNIT_SUFFIXES if field_name.endswith(suffix)), "")

@@ -365,7 +365,7 @@ class NodeModel:
         self.device_state[device] = UNREGISTERED
         epoch = self.epoch
         delay_s = self.scenario.devices.throttled_reregister_delay_s
-        self.env.timeout(delay_s).callbacks.append(lambda _event: self._register(device, epoch))
+        self.env.timeout(delay_s).callbacks.append(functools.partial(self._register_callback, device, epoch))
 
     def _register(self, device: int, epoch: int) -> None:
         """Start `device`'s registration dialogue (unless a restart made this request void)."""
