@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from cucm_sim.errors import ScenarioError
-from cucm_sim.schema import Scenario
+from cucm_sim.schema import Bound, Scenario
 
 _UNIT_SUFFIXES = (("_per_s", "per s"), ("_ms", "ms"), ("_min", "min"), ("_pct", "%"), ("_s", "s"))
 
@@ -52,6 +52,9 @@ def _construct_mapping_no_duplicates(loader: _StrictSafeLoader, node: yaml.Mappi
 _StrictSafeLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_no_duplicates
 )
+
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
 
 
 def read_yaml(path: Path) -> Any:
@@ -101,6 +104,26 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     return parse_scenario(read_yaml(path), str(path), overrides)
 
 
+def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The scenario files named by `paths`: files as given, directories' *.yaml / *.yml (not recursive),
+    sorted and without repeats.  UserError for a missing path or a directory with no scenario in it."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in SCENARIO_SUFFIXES and p.is_file())
+            if not found:
+                problems.append(f"{path}: no scenario files (*.yaml, *.yml) in this directory")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or directory")
+    if problems:
+        raise ScenarioError(problems)
+    return list(dict.fromkeys(files))
+
+
 def parse_scenario(data: Any, source: str, overrides: Sequence[str] = ()) -> Scenario:
     """Validate already-parsed scenario data; `source` names it in messages."""
     if data is None:
@@ -125,7 +148,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
             raise ScenarioError([f"--set {override!r}: expected dotted.key=value, e.g. "
                                  "throttling.code_yellow_entry_latency_ms=50"])
         value = parse_yaml_text(raw_value, f"--set {key}")
-        parts = key.strip().split(".")
+        parts = _override_path(key.strip())
         target: Any = data
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1
@@ -147,6 +170,16 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return data
 
 
+def _override_path(key: str) -> list[str]:
+    """The parts of an override key; metric names contain dots: expect.<metric>[.min|.max|.equals]."""
+    parts = key.split(".")
+    if parts[0] != "expect" or len(parts) <= 2:
+        return parts
+    if parts[-1] in Bound.model_fields:
+        return ["expect", ".".join(parts[1:-1]), parts[-1]]
+    return ["expect", ".".join(parts[1:])]
+
+
 # ------------------------------------------------------------------ messages
 def describe_validation_error(error: ValidationError, source: str) -> list[str]:
     """One line per problem: file, field path, value, and what is allowed."""
@@ -166,6 +199,9 @@ def describe_validation_error(error: ValidationError, source: str) -> list[str]:
             problems.append(f"{source}: {path}: required field is missing{what}")
             continue
         message = item["msg"].removeprefix("Value error, ")
+        if loc and loc[-1] == _DICT_KEY:  # a bad key of a mapping (an unknown metric): the message names it
+            problems.append(f"{source}: {_dotted(loc[:-1])}: {message}")
+            continue
         value = _show(item.get("input"))
         allowed = _allowed(loc)
         at = f"{path}: " if path else ""
@@ -189,6 +225,9 @@ def describe_validation_error(error: ValidationError, source: str) -> list[str]:
             problems.append(f"{source}: {at}{message} (got {value})")
     return problems
 
+
+_DICT_KEY = "[key]"
+"""The last part of pydantic's location of a problem with a mapping's key rather than its value."""
 
 _SELF_EXPLAINED = {
     "greater_than", "greater_than_equal", "less_than", "less_than_equal", "literal_error", "bool_parsing",
@@ -277,6 +316,8 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], FieldInfo | None]:
                     next_candidates.append(candidate)
             elif typing.get_origin(candidate) is list and isinstance(part, int):
                 next_candidates.append(typing.get_args(candidate)[0])
+            elif typing.get_origin(candidate) is dict and isinstance(part, str):
+                next_candidates.append(typing.get_args(candidate)[1])
             elif typing.get_origin(candidate) is tuple and isinstance(part, int):
                 args = typing.get_args(candidate)
                 if part < len(args):

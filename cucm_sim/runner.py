@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cucm_sim.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
+from cucm_sim.metrics import derived_metrics
 from cucm_sim.model import NodeModel
 from cucm_sim.schema import PRIORITIES, Scenario
 from cucm_sim.throttling import ThrottleState
@@ -64,11 +65,11 @@ def simulate(scenario: Scenario, progress: ProgressCallback | None = None) -> Ru
 
 
 def summarize(scenario: Scenario, model: NodeModel, alarms: tuple[Alarm, ...], wall_s: float) -> dict[str, Any]:
-    """The run's summary: counts, delays (ms) and time in each state (s)."""
+    """The run's summary: counts, delays (ms), time in each state (s) and the derived metrics (see `metrics`)."""
     states, counts = np.unique(model.states, return_counts=True)
     in_state = dict(zip(states.tolist(), counts.tolist(), strict=True))
     names = [alarm.name for alarm in alarms]
-    return {
+    summary: dict[str, Any] = {
         "scenario": scenario.name,
         "seed": scenario.seed,
         "duration_s": scenario.duration_s,
@@ -93,5 +94,5 @@ def summarize(scenario: Scenario, model: NodeModel, alarms: tuple[Alarm, ...], w
         "max_average_expected_delay_ms": model.max_average_expected_delay_ms,
         "skinny_devices_throttled": model.skinny_devices_throttled,
         "registered_devices_at_end": model.registered_devices,
-        "wall_s": wall_s,
     }
+    return {**summary, **derived_metrics(summary, alarms), "wall_s": wall_s}

@@ -8,14 +8,16 @@ are inputs here with stated defaults, never constants in the model.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import secrets
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from cucm_sim.distributions import Distribution, Exponential
+from cucm_sim.metrics import METRIC_PATHS
 from cucm_sim.throttling import ThrottlingParams
 
 Priority = Literal["high", "normal", "low", "lowest"]
@@ -209,6 +211,71 @@ class CallSurge(_Window):
 Disturbance = Annotated[CpuSlowdown | SignalBurst | CallSurge, Field(discriminator="kind")]
 
 
+class Bound(_Section):
+    """What a metric must be at the end of a run: at least `min`, at most `max`, or exactly `equals`.
+
+    Bounds are inclusive.  `equals` is an exact comparison, meant for counts; bound measured times and
+    delays with `min`/`max`.
+    """
+
+    min: float | None = Field(None, description="Smallest allowed value (inclusive), in the metric's unit.")
+    max: float | None = Field(None, description="Largest allowed value (inclusive), in the metric's unit.")
+    equals: float | None = Field(None, description="The exact value required (for counts), in the metric's unit.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if self.min is None and self.max is None and self.equals is None:
+            raise ValueError("give min, max, or equals")
+        if self.equals is not None and (self.min is not None or self.max is not None):
+            raise ValueError("give equals alone, or min and/or max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        return self
+
+    def holds(self, value: float | None) -> bool:
+        """Whether `value` meets this bound; a metric that did not happen (None) meets none."""
+        if value is None:
+            return False
+        if self.equals is not None:
+            return value == self.equals
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def miss(self, value: float | None) -> float | None:
+        """How far `value` lies outside the bound (0 inside it; None when the metric did not happen)."""
+        if value is None:
+            return None
+        if self.equals is not None:
+            return abs(value - self.equals)
+        below = self.min - value if self.min is not None else 0.0
+        above = value - self.max if self.max is not None else 0.0
+        return max(below, above, 0.0)
+
+    def describe(self) -> str:
+        """The bound as a person writes it: '<= 0.02', '>= 1', '== 0', '1 .. 5'."""
+        if self.equals is not None:
+            return f"== {_number(self.equals)}"
+        if self.min is not None and self.max is not None:
+            return f"{_number(self.min)} .. {_number(self.max)}"
+        if self.min is not None:
+            return f">= {_number(self.min)}"
+        return f"<= {_number(self.max)}"
+
+
+def _number(value: float | None) -> str:
+    return f"{value:g}"
+
+
+def _check_metric(name: str) -> str:
+    if name not in METRIC_PATHS:
+        close = difflib.get_close_matches(name, METRIC_PATHS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown metric {name!r}{hint}; valid metrics: {', '.join(sorted(METRIC_PATHS))}")
+    return name
+
+
+MetricName = Annotated[str, AfterValidator(_check_metric)]
+
+
 class Scenario(_Section):
     """A whole simulation run: the node, its load, its devices, disturbances and service parameters."""
 
@@ -230,6 +297,11 @@ class Scenario(_Section):
     devices: DevicesParams = Field(default_factory=DevicesParams, description="SCCP devices.")
     disturbances: list[Disturbance] = Field(
         default_factory=list, max_length=256, description="Time-limited disturbances."
+    )
+    expect: dict[MetricName, Bound] = Field(
+        default_factory=dict, max_length=1000,
+        description="Expectations `cucm-sim check` tests after the run: metric path (see `cucm-sim metrics`) "
+        "to a bound {min, max, equals}.",
     )
 
     def with_concrete_seed(self) -> Scenario:

@@ -1,0 +1,235 @@
+"""Checking a scenario's `expect:` block: run it (over replications) and judge every bound.
+
+A check runs the scenario once per replication seed (`seeds.replication_seeds`: the scenario's own
+seed first, then seeds derived with `SeedSequence`), reads each expected metric from every run's summary
+and keeps all the values.  The rule, stated wherever results are shown: **a bound passes only if every
+replication meets it**.  The mean and a 95 % Student-t confidence interval over the replications are
+reported beside it, to show how close to the bound the scenario lives, but they never decide a result.
+Returns objects; the CLI, the JUnit writer and the pytest plugin present them.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, Final
+
+from scipy import stats as scipy_stats
+
+from cucm_sim.metrics import lookup
+from cucm_sim.runner import simulate
+from cucm_sim.schema import Bound, Scenario
+from cucm_sim.seeds import replication_seeds
+
+CONFIDENCE: Final = 0.95
+PASS_RULE: Final = "a bound passes only if every replication meets it"
+
+Progress = Callable[[float, float], None]
+"""Called as a check advances with (simulated s done, simulated s in all runs of the check)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation judged over all replications: the bound and every replication's value."""
+
+    metric: str
+    bound: Bound
+    values: tuple[float | None, ...]
+    seeds: tuple[int, ...]
+
+    @property
+    def passed(self) -> bool:
+        """True when every replication meets the bound."""
+        return all(self.bound.holds(value) for value in self.values)
+
+    @property
+    def failures(self) -> int:
+        """How many replications miss the bound."""
+        return sum(not self.bound.holds(value) for value in self.values)
+
+    @property
+    def worst_miss(self) -> float | None:
+        """The largest distance outside the bound over the replications (0 when all pass, None when the
+        metric did not happen in some replication)."""
+        misses = [self.bound.miss(value) for value in self.values]
+        if any(miss is None for miss in misses):
+            return None
+        return max(miss for miss in misses if miss is not None)
+
+    @property
+    def worst_seed(self) -> int:
+        """The seed of the replication furthest outside the bound (a None value counts as furthest)."""
+        misses = [self.bound.miss(value) for value in self.values]
+        ranked = [math.inf if miss is None else miss for miss in misses]
+        return self.seeds[ranked.index(max(ranked))]
+
+    def mean_and_half_width(self) -> tuple[float, float | None] | None:
+        """Mean over the replications and the half-width of its 95 % t interval (None for one replication);
+        None when the metric did not happen in some replication."""
+        values = [value for value in self.values if value is not None]
+        if len(values) < len(self.values):
+            return None
+        return mean_confidence_interval(values)
+
+    def describe_measured(self) -> str:
+        """The measured value: one number, or mean ± half-width [min, max] over replications."""
+        missing = sum(value is None for value in self.values)
+        if missing:
+            return f"did not happen ({missing} of {len(self.values)})" if len(self.values) > 1 else "did not happen"
+        values = [value for value in self.values if value is not None]
+        if len(values) == 1:
+            return format_value(values[0])
+        mean, half_width = mean_confidence_interval(values)
+        assert half_width is not None
+        return (f"{format_value(mean)} ± {format_value(half_width)} "
+                f"[{format_value(min(values))} .. {format_value(max(values))}]")
+
+    def describe_result(self) -> str:
+        """'pass', or what failed and by how much: 'FAIL: 0.013 above max (+65 %), 3 of 5 replications'."""
+        if self.passed:
+            return "pass"
+        of = f", {self.failures} of {len(self.values)} replications" if len(self.values) > 1 else ""
+        miss = self.worst_miss
+        if miss is None:
+            return f"FAIL: did not happen{of}"
+        bound = self.bound
+        if bound.equals is not None:
+            return f"FAIL: off by {format_value(miss)}{of}"
+        values = [value for value in self.values if value is not None]
+        above = bound.max is not None and max(values) > bound.max
+        limit = bound.max if above else bound.min
+        assert limit is not None
+        side = "above max" if above else "below min"
+        relative = f" ({'+' if above else '-'}{miss / abs(limit) * 100:.0f} %)" if limit else ""
+        return f"FAIL: {format_value(miss)} {side}{relative}{of}"
+
+
+@dataclass(frozen=True)
+class ScenarioCheck:
+    """A scenario's check: where it came from, the seeds it ran with and every expectation's outcome."""
+
+    source: str
+    scenario: Scenario
+    seeds: tuple[int, ...]
+    outcomes: tuple[Outcome, ...]
+    wall_s: float
+
+    @property
+    def passed(self) -> bool:
+        """True when every expectation passed."""
+        return all(outcome.passed for outcome in self.outcomes)
+
+
+def mean_confidence_interval(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean of `values` and the half-width of its 95 % Student-t confidence interval (None for one value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, None
+    t_quantile = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df=len(values) - 1))
+    return mean, t_quantile * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def evaluate(
+    expect: Mapping[str, Bound], summaries: Sequence[Mapping[str, Any]], seeds: Sequence[int]
+) -> tuple[Outcome, ...]:
+    """Judge every expectation against the summaries of the replications (one summary per seed)."""
+    if len(summaries) != len(seeds) or not summaries:
+        raise ValueError(f"need one summary per seed, got {len(summaries)} summaries and {len(seeds)} seeds")
+    return tuple(
+        Outcome(metric, bound, tuple(lookup(summary, metric) for summary in summaries), tuple(seeds))
+        for metric, bound in expect.items()
+    )
+
+
+def check_scenario(scenario: Scenario, source: str, replications: int = 1) -> ScenarioCheck:
+    """Run `scenario` `replications` times and judge its `expect:` block (seed made concrete first)."""
+    return check_scenarios([(source, scenario)], replications)[0]
+
+
+def check_scenarios(
+    scenarios: Sequence[tuple[str, Scenario]],
+    replications: int = 1,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> list[ScenarioCheck]:
+    """Check each (source, scenario), running all their replications on `workers` processes.
+
+    With one worker the runs happen here, in order, and `progress` hears about every simulated stretch;
+    with more, the runs go to a process pool and `progress` hears about each finished run.  Results do
+    not depend on the number of workers: each run's seed is fixed before any run starts.
+    """
+    concrete = [(source, scenario.with_concrete_seed()) for source, scenario in scenarios]
+    jobs = [
+        scenario.model_copy(update={"seed": seed})
+        for _, scenario in concrete
+        for seed in replication_seeds(_seed(scenario), replications)
+    ]
+    total_s = float(sum(job.duration_s for job in jobs))
+    if workers <= 1 or len(jobs) == 1:
+        summaries = _run_here(jobs, total_s, progress)
+    else:
+        summaries = _run_in_pool(jobs, total_s, workers, progress)
+    checks = []
+    for index, (source, scenario) in enumerate(concrete):
+        mine = summaries[index * replications:(index + 1) * replications]
+        seeds = replication_seeds(_seed(scenario), replications)
+        wall_s = sum(float(summary["wall_s"]) for summary in mine)
+        checks.append(ScenarioCheck(source, scenario, tuple(seeds), evaluate(scenario.expect, mine, seeds), wall_s))
+    return checks
+
+
+def _seed(scenario: Scenario) -> int:
+    assert scenario.seed is not None
+    return scenario.seed
+
+
+def _run_here(jobs: list[Scenario], total_s: float, progress: Progress | None) -> list[Mapping[str, Any]]:
+    summaries = []
+    done_before_s = 0.0
+    for job in jobs:
+        callback = None if progress is None else _shifted(progress, done_before_s, total_s)
+        summaries.append(simulate(job, progress=callback).summary)
+        done_before_s += job.duration_s
+    return summaries
+
+
+def _shifted(progress: Progress, done_before_s: float, total_s: float) -> Callable[[float, float], None]:
+    return lambda done_s, _run_s: progress(done_before_s + done_s, total_s)
+
+
+def _run_in_pool(jobs: list[Scenario], total_s: float, workers: int,
+                 progress: Progress | None) -> list[Mapping[str, Any]]:
+    # spawn, not fork: the caller may have threads (a progress bar), and fork would copy their locks.
+    context = multiprocessing.get_context("spawn")
+    summaries: list[Mapping[str, Any] | None] = [None] * len(jobs)
+    done_s = 0.0
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        futures = {pool.submit(_summary_of, job): index for index, job in enumerate(jobs)}
+        try:
+            for future in as_completed(futures):
+                index = futures[future]
+                summaries[index] = future.result()
+                done_s += jobs[index].duration_s
+                if progress is not None:
+                    progress(done_s, total_s)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return [summary for summary in summaries if summary is not None]
+
+
+def _summary_of(scenario: Scenario) -> Mapping[str, Any]:
+    return dict(simulate(scenario).summary)
+
+
+def format_value(value: float) -> str:
+    """A metric value for people: integers with thousands separators, others to 4 significant digits."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"

@@ -1,0 +1,68 @@
+"""JUnit XML for `cucm-sim check --junit`: one test case per expectation, so any CI shows the results.
+
+One `<testsuite>` per scenario file, one `<testcase>` per expectation named after the metric and its
+bound; a failing bound carries a `<failure>` whose message is the same text the check table shows, and
+whose body lists every replication's seed and value.  Written atomically (a temporary file renamed
+into place), with the standard library's XML writer so every value is escaped.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from cucm_sim.check import PASS_RULE, ScenarioCheck, format_value
+from cucm_sim.errors import UserError
+
+
+def junit_tree(checks: Sequence[ScenarioCheck]) -> ET.ElementTree[ET.Element]:
+    """The JUnit document for `checks`."""
+    root = ET.Element("testsuites", name="cucm-sim check")
+    for check in checks:
+        suite = ET.SubElement(root, "testsuite", {
+            "name": check.source,
+            "tests": str(len(check.outcomes)),
+            "failures": str(sum(not outcome.passed for outcome in check.outcomes)),
+            "errors": "0",
+            "time": f"{check.wall_s:.3f}",
+        })
+        properties = ET.SubElement(suite, "properties")
+        ET.SubElement(properties, "property", name="scenario", value=check.scenario.name)
+        ET.SubElement(properties, "property", name="seeds", value=" ".join(map(str, check.seeds)))
+        ET.SubElement(properties, "property", name="rule", value=PASS_RULE)
+        for outcome in check.outcomes:
+            case = ET.SubElement(suite, "testcase", {
+                "classname": f"cucm-sim.{check.scenario.name}",
+                "name": f"{outcome.metric} {outcome.bound.describe()}",
+                "time": "0",
+            })
+            if not outcome.passed:
+                failure = ET.SubElement(case, "failure", {
+                    "message": f"{outcome.metric} {outcome.bound.describe()}: measured "
+                    f"{outcome.describe_measured()}; {outcome.describe_result()}",
+                    "type": "ExpectationFailed",
+                })
+                failure.text = "\n".join(
+                    f"seed {seed}: {'did not happen' if value is None else format_value(value)}"
+                    for seed, value in zip(outcome.seeds, outcome.values, strict=True)
+                )
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_junit(checks: Sequence[ScenarioCheck], path: Path) -> None:
+    """Write the JUnit document for `checks` to `path` atomically (UserError if the folder is missing)."""
+    if not path.parent.is_dir():
+        raise UserError([f"--junit {path}: the folder {path.parent} does not exist"])
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        os.chmod(staging, 0o644)  # mkstemp makes it private; a report should not be
+        with os.fdopen(handle, "wb") as stream:
+            junit_tree(checks).write(stream, encoding="utf-8", xml_declaration=True)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
