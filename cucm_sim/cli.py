@@ -1,13 +1,15 @@
-"""The `cucm-sim` command line: run, validate, schema, params.
+"""The `cucm-sim` command line: run, explain, check, validate, metrics, schema, params.
 
-Exit codes: 0 success, 2 a user error (bad YAML, unknown key, out-of-range value, missing file, existing
-output directory): one clear message per problem on stderr, never a traceback.  Progress bars appear only
+Exit codes: 0 success, 1 an expectation of `check` failed, 2 a user error (bad YAML, unknown key,
+out-of-range value, missing file, existing output directory): one clear message per problem on stderr,
+never a traceback.  Progress bars appear only
 on a terminal and only for runs that take more than a moment.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -15,24 +17,33 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from cucm_sim import __version__
+from cucm_sim.check import PASS_RULE, ScenarioCheck, check_scenarios
 from cucm_sim.errors import UserError
-from cucm_sim.loader import load_scenario, unit_of
-from cucm_sim.output import check_output_dir, write_results
+from cucm_sim.junit import write_junit
+from cucm_sim.loader import load_scenario, scenario_files, unit_of
+from cucm_sim.metrics import METRICS
+from cucm_sim.narrative import narrate, narrative_text
+from cucm_sim.output import check_output_dir, read_run, write_results
 from cucm_sim.runner import RunResult, simulate
 from cucm_sim.schema import Scenario
 from cucm_sim.throttling import ThrottlingParams
 
+EXIT_CHECK_FAILED = 1
 EXIT_USER_ERROR = 2
 PROGRESS_AFTER_S = 1.0
+LOG_WIDTH = 120
 
 stdout = Console()
+if not stdout.is_terminal and "COLUMNS" not in os.environ:
+    stdout.width = LOG_WIDTH  # CI logs and pipes: rich would assume 80 columns and fold the tables
 stderr = Console(stderr=True)
 T = TypeVar("T")
 
@@ -99,7 +110,11 @@ class _LazyProgress:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result directory.")
 def run(scenario_file: Path, out_dir: Path | None, seed: int | None, overrides: tuple[str, ...],
         no_plots: bool, force: bool, quiet: bool) -> None:
-    """Run SCENARIO and write summary.json, timeline.csv, alarms.csv, scenario.resolved.yaml, timeline.png."""
+    """Run SCENARIO and write its result directory.
+
+    Writes summary.json, timeline.csv, alarms.csv, scenario.resolved.yaml, narrative.txt and timeline.png.
+    Unless --quiet, prints a summary and the start of the story (all of it: `cucm-sim explain DIR`).
+    """
     all_overrides = [*overrides, *([f"seed={seed}"] if seed is not None else [])]
     scenario = _user_errors_exit_2(lambda: load_scenario(scenario_file, all_overrides))
     out_dir = out_dir or Path("results") / _safe_name(scenario.name)
@@ -117,8 +132,23 @@ def run(scenario_file: Path, out_dir: Path | None, seed: int | None, overrides: 
         click.echo(str(out_dir))
         return
     stdout.print(_summary_table(result))
+    _print_what_happened((out_dir / "narrative.txt").read_text(encoding="utf-8"), out_dir)  # just written
     stdout.print(Text.assemble("results: ", (str(out_dir), "bold"), f" (seed {result.seed})"),
                  highlight=False, soft_wrap=True)
+
+
+WHAT_HAPPENED_LINES = 12
+"""Lines of the run's story `run` prints; the whole story is in narrative.txt and `cucm-sim explain`."""
+
+
+def _print_what_happened(story: str, out_dir: Path) -> None:
+    lines = story.splitlines()
+    stdout.print(Text("What happened", style="bold"))
+    for line in lines[:WHAT_HAPPENED_LINES]:  # user text (the scenario name): never rich markup
+        stdout.print(Text(line), highlight=False, soft_wrap=True)
+    if len(lines) > WHAT_HAPPENED_LINES:
+        stdout.print(Text(f"... {len(lines) - WHAT_HAPPENED_LINES} more lines: cucm-sim explain {out_dir}"),
+                     highlight=False, soft_wrap=True)
 
 
 def _safe_name(name: str) -> str:
@@ -181,6 +211,98 @@ def validate(files: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="SCENARIO_OR_DIR...", type=click.Path(path_type=Path))
+@click.option("--replications", "-n", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Independent runs per scenario: its own seed, then seeds derived from it (SeedSequence).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a field of every scenario, e.g. --set throttling.code_yellow_entry_latency_ms=50.")
+@click.option("--junit", "junit_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the results as JUnit XML to this file.")
+@click.option("--workers", "-j", type=click.IntRange(1, 1024), default=None,
+              help="Processes to run on (default: one per CPU). Results do not depend on it.")
+def check(paths: tuple[Path, ...], replications: int, overrides: tuple[str, ...], junit_file: Path | None,
+          workers: int | None) -> None:
+    """Run every scenario that has an `expect:` block and judge its bounds.
+
+    Exit 0 when every expectation holds, 1 when any fails, 2 on a user error (nothing is run then).
+    """
+    files = _user_errors_exit_2(lambda: scenario_files(paths))
+    scenarios: list[tuple[Path, Scenario]] = []
+    problems: list[str] = []
+    for path in files:
+        try:
+            scenarios.append((path, load_scenario(path, overrides)))
+        except UserError as error:
+            problems.extend(error.problems)
+    if problems:
+        _fail(problems)
+    to_check = [(path, scenario) for path, scenario in scenarios if scenario.expect]
+    skipped = [path for path, scenario in scenarios if not scenario.expect]
+    if not to_check:
+        _fail([f"{', '.join(map(str, paths))}: no scenario with an expect: block to check"])
+    if junit_file is not None and not junit_file.parent.is_dir():
+        _fail([f"--junit {junit_file}: the folder {junit_file.parent} does not exist"])
+    progress = _LazyProgress("check")
+    try:
+        checks = check_scenarios([(str(path), scenario) for path, scenario in to_check], replications,
+                                 workers=workers or os.cpu_count() or 1, progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        stderr.print("interrupted: nothing was written")
+        sys.exit(130)
+    progress.close()
+    stdout.print(_check_tables(checks, replications))
+    for path in skipped:
+        stdout.print(Text(f"skipped (no expect: block): {path}", style="dim"), highlight=False, soft_wrap=True)
+    if junit_file is not None:
+        _user_errors_exit_2(lambda: write_junit(checks, junit_file))
+    outcomes = [outcome for check in checks for outcome in check.outcomes]
+    failed = sum(not outcome.passed for outcome in outcomes)
+    verdict = Text.assemble(
+        (f"{len(outcomes) - failed} of {len(outcomes)} expectations passed", "bold green" if not failed else "bold"),
+        (f"; {failed} failed" if failed else "", "bold red"),
+    )
+    stdout.print(verdict, highlight=False)
+    if failed:
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+def _check_tables(checks: list[ScenarioCheck], replications: int) -> Group:
+    runs = "one run each" if replications == 1 else f"{replications} replications each, mean ± 95 % CI [min .. max]"
+    scenarios = f"{len(checks)} scenario{'s' if len(checks) != 1 else ''}"
+    parts: list[RenderableType] = [Text(f"cucm-sim check: {scenarios}, {runs}", style="bold")]
+    if replications > 1:
+        parts.append(Text(f"{PASS_RULE}.", style="italic"))
+    for check in checks:
+        derived = f" + {len(check.seeds) - 1} derived" if len(check.seeds) > 1 else ""
+        where = f"  {check.source}, seed {check.seeds[0]}{derived}"
+        parts.append(Text.assemble("\n", (check.scenario.name, "bold"), where))
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1))
+        table.add_column("metric", no_wrap=True)
+        table.add_column("bound", no_wrap=True)
+        table.add_column("measured", overflow="fold")
+        table.add_column("result", overflow="fold")
+        for outcome in check.outcomes:
+            result = Text(outcome.describe_result(), style="green" if outcome.passed else "bold red")
+            table.add_row(outcome.metric, outcome.bound.describe(), outcome.describe_measured(), result)
+        parts.append(table)
+    return Group(*parts)
+
+
+@main.command()
+def metrics() -> None:
+    """List the metrics an `expect:` block may bound: dotted path, unit, meaning."""
+    table = Table(title="Metrics for expect: (dotted paths into summary.json)", title_justify="left")
+    for header in ("metric", "unit", "meaning"):
+        table.add_column(header, overflow="fold")
+    for metric in METRICS:
+        table.add_row(metric.path, metric.unit, metric.description)
+    stdout.print(table)
+    stdout.print("A bound is {min: X}, {max: X}, {min: X, max: Y} or {equals: X}; a metric that did not happen "
+                 "(None) fails every bound.", highlight=False)
+
+
+@main.command()
 def schema() -> None:
     """Print the scenario JSON Schema (for editor completion and validation)."""
     click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
@@ -203,6 +325,18 @@ def params() -> None:
         line = f"[bold cyan]{name}[/]  default {field.default} {unit}, allowed {allowed} {unit}"
         stdout.print(line.replace(" ,", ",").rstrip(), highlight=False)
         stdout.print(Padding(field.description or "", (0, 0, 1, 4)), highlight=False)
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+def explain(run_dir: Path) -> None:
+    """Tell the story of the run in RUN_DIR in plain words (the text narrative.txt holds).
+
+    Settings in words, then every disturbance and alarm in time order, second by second where it matters,
+    then time in each state, calls rejected and a verdict.  Exit 2 if RUN_DIR is not a complete result.
+    """
+    saved = _user_errors_exit_2(lambda: read_run(run_dir))
+    click.echo(narrative_text(narrate(saved.scenario, saved.timeline, saved.alarms, saved.summary)), nl=False)
 
 
 if __name__ == "__main__":

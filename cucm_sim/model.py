@@ -472,12 +472,15 @@ class NodeModel:
             else:
                 oldest_s = router.oldest_waiting_arrival_s()
                 expected_delay_ms = 0.0 if oldest_s is None else (now_s - oldest_s) * 1000.0
+            # While the service restarts its perfmon counters read 0 (they restart with it).  The second
+            # that raises Code Red still shows the average that raised it: the restart follows the sample.
+            average_ms, sample_activity = 0.0, 0
             if router.up:
-                for alarm in self.throttle.observe(now_s, expected_delay_ms):
+                raised = self.throttle.observe(now_s, expected_delay_ms)
+                average_ms = self.throttle.average_expected_delay_ms
+                sample_activity = self.throttle.throttling_sample_activity
+                for alarm in raised:
                     self._raise(alarm)
-            # While the service restarts its perfmon counters read 0 (they restart with it).
-            average_ms = self.throttle.average_expected_delay_ms if router.up else 0.0
-            sample_activity = self.throttle.throttling_sample_activity if router.up else 0
             self.max_average_expected_delay_ms = max(self.max_average_expected_delay_ms, average_ms)
             depths = router.queue_depths()
 

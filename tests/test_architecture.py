@@ -15,15 +15,16 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "cucm_sim"
 
 LAYERS: dict[str, int] = {
-    "alarms": 0, "errors": 0, "timeline": 0, "stats": 0, "distributions": 0,
-    "throttling": 1, "sccp": 1,
+    "alarms": 0, "errors": 0, "timeline": 0, "stats": 0, "distributions": 0, "seeds": 0,
+    "throttling": 1, "sccp": 1, "metrics": 1,
     "schema": 2,
-    "profiles": 3, "loader": 3,
+    "profiles": 3, "loader": 3, "narrative": 3,
     "model": 4,
     "runner": 5,
+    "check": 6,
     "plotting": 6,
-    "output": 7,
-    "cli": 8, "__init__": 8,
+    "output": 7, "junit": 7,
+    "cli": 8, "__init__": 8, "pytest_plugin": 8,
 }
 ONLY_IN = {"simpy": {"model"}, "matplotlib": {"plotting"}}
 

@@ -28,7 +28,7 @@ from cucm_sim.throttling import ThrottlingParams
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
-RESULT_FILES = ("summary.json", "timeline.csv", "alarms.csv", "scenario.resolved.yaml")
+RESULT_FILES = ("summary.json", "timeline.csv", "alarms.csv", "scenario.resolved.yaml", "narrative.txt")
 TIMELINE_HEADER = (
     "t_s,state,expected_delay_ms,average_expected_delay_ms,throttling_sample_activity,queue_high,queue_normal,"
     "queue_low,queue_lowest,signals_processed,calls_attempted,calls_rejected,skinny_devices_throttled,"
@@ -426,7 +426,7 @@ def test_same_seed_gives_the_same_bytes(run_tiny: Callable[..., Result], tmp_pat
     assert run_tiny(first).exit_code == 0
     assert run_tiny(second).exit_code == 0
 
-    for name in ("timeline.csv", "alarms.csv", "scenario.resolved.yaml"):
+    for name in ("timeline.csv", "alarms.csv", "scenario.resolved.yaml", "narrative.txt"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     summaries = [json.loads((out / "summary.json").read_text(encoding="utf-8")) for out in (first, second)]
     for summary in summaries:
@@ -631,8 +631,8 @@ def test_params_lists_every_throttling_parameter_with_its_default() -> None:
     assert "allowed 1..30 or 99999 min" in text
 
 
-@pytest.mark.parametrize("args", [[], ["run"], ["validate"], ["schema"], ["params"]],
-                         ids=["main", "run", "validate", "schema", "params"])
+@pytest.mark.parametrize("args", [[], ["run"], ["explain"], ["validate"], ["schema"], ["params"]],
+                         ids=["main", "run", "explain", "validate", "schema", "params"])
 def test_help(args: list[str]) -> None:
     result = invoke(*args, "--help")
 

@@ -201,3 +201,11 @@ def test_missing_seed_is_drawn_and_reported() -> None:
     assert isinstance(result.seed, int) and result.summary["seed"] == result.seed == result.scenario.seed
     again = simulate(result.scenario)
     assert np.array_equal(again.timeline["expected_delay_ms"], result.timeline["expected_delay_ms"])
+
+
+def test_the_code_red_second_shows_the_average_that_raised_it(starvation: RunResult) -> None:
+    (red,) = [alarm for alarm in starvation.alarms if alarm.name == "CodeRedEntry"]
+    row = int(red.t_s) - 1  # row k covers (k - 1, k]
+    assert starvation.timeline["average_expected_delay_ms"][row] == red.params["ExpectedAverageDelay"]
+    assert starvation.timeline["average_expected_delay_ms"][row + 1] == 0  # the service is down: counters read 0
+    assert starvation.summary["max_average_expected_delay_ms"] >= red.params["ExpectedAverageDelay"]
