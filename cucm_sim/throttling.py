@@ -23,11 +23,15 @@ from __future__ import annotations
 import math
 from collections import deque
 from enum import StrEnum
+from fractions import Fraction
 from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from cucm_sim.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
+
+NEAR_TIE_RELATIVE: Final = 1e-9
+"""Window sums this close (relative) to threshold x N are compared exactly, with fractions."""
 
 NEVER_CODE_RED_MIN: Final = 99999
 """Cisco's special Code Yellow Duration value: stay in Code Yellow forever, never Code Red."""
@@ -108,6 +112,10 @@ class ThrottleStateMachine:
         self.params = params
         self._window_size = params.system_throttle_sample_size_s
         self._window: deque[float] = deque(maxlen=max(self._window_size, 1))
+        # The thresholds as exact rationals of the values a user sees (exit_latency_ms is a float), so a
+        # sample equal to the exit latency, as printed and as computed, is at it, not above it.
+        self._entry_latency_ms = Fraction(params.code_yellow_entry_latency_ms)
+        self._exit_latency_ms = Fraction(params.exit_latency_ms)
         self._nonzero_run = 0
         self.state = ThrottleState.NORMAL
         self.code_yellow_entered_s: float | None = None
@@ -151,13 +159,20 @@ class ThrottleStateMachine:
             return self._nonzero_run >= self._window_size
         return len(self._window) >= self._window_size
 
-    def _window_mean_exceeds(self, threshold_ms: float) -> bool:
-        # Sum against threshold x count: both sides correctly rounded, so a window whose samples all
-        # equal the threshold compares equal (a rounded mean can land one ulp above it).
-        return math.fsum(self._window) > threshold_ms * len(self._window)
+    def _window_mean_exceeds(self, threshold_ms: Fraction) -> bool:
+        # Exact: the mean of the samples (as the floats they are) against the threshold, with no rounding.
+        # Rounded arithmetic decides ties and near-ties by the last bit (a window of samples all equal to
+        # the threshold must not "exceed" it, yet sum / N can land one ulp above), so only a clear float
+        # answer is trusted, and anything within 1e-9 is settled with fractions.
+        count = len(self._window)
+        total_ms = math.fsum(self._window)
+        limit_ms = float(threshold_ms) * count
+        if abs(total_ms - limit_ms) > NEAR_TIE_RELATIVE * max(limit_ms, 1.0):
+            return total_ms > limit_ms
+        return sum(map(Fraction, self._window), Fraction(0)) > threshold_ms * count
 
     def _maybe_enter_code_yellow(self, now_s: float) -> list[Alarm]:
-        if not (self._entry_window_ready() and self._window_mean_exceeds(self.params.code_yellow_entry_latency_ms)):
+        if not (self._entry_window_ready() and self._window_mean_exceeds(self._entry_latency_ms)):
             return []
         average_ms = self.average_expected_delay_ms
         self.state = ThrottleState.CODE_YELLOW
@@ -169,7 +184,7 @@ class ThrottleStateMachine:
         assert self.code_yellow_entered_s is not None
         average_ms = self.average_expected_delay_ms
         time_in_yellow_s = now_s - self.code_yellow_entered_s
-        if not self._window_mean_exceeds(self.params.exit_latency_ms):
+        if not self._window_mean_exceeds(self._exit_latency_ms):
             self.state = ThrottleState.NORMAL
             self.code_yellow_entered_s = None
             self.total_code_yellow_exits += 1

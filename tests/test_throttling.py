@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -632,7 +633,14 @@ def reference_entry(params: ThrottlingParams, history: Sequence[float]) -> bool:
     last = history[-n:]
     if params.sample_rule == "consecutive_nonzero" and any(s == 0 for s in last):
         return False
-    return math.fsum(last) / n > params.code_yellow_entry_latency_ms
+    return exact_mean(params, history) > params.code_yellow_entry_latency_ms
+
+
+def exact_mean(params: ThrottlingParams, history: Sequence[float]) -> Fraction:
+    """The window's mean as an exact rational (no rounding at all): what threshold comparisons mean."""
+    n = params.system_throttle_sample_size_s
+    last = history[-n:] if n else []
+    return sum(map(Fraction, last), Fraction(0)) / len(last) if last else Fraction(0)
 
 
 def reference_mean(params: ThrottlingParams, history: Sequence[float]) -> float:
@@ -698,7 +706,7 @@ def test_property_against_reference(case: tuple[ThrottlingParams, list[float]]) 
         elif before is ThrottleState.CODE_YELLOW:
             assert entered_s is not None
             duration_s = params.code_yellow_duration_s
-            if mean <= params.exit_latency_ms:
+            if exact_mean(params, history) <= Fraction(params.exit_latency_ms):
                 expected = (ThrottleState.NORMAL, [CODE_YELLOW_EXIT])
             elif duration_s is not None and now_s - entered_s >= duration_s:
                 expected = (ThrottleState.CODE_RED, [CODE_RED_ENTRY])
@@ -746,3 +754,14 @@ def test_property_sample_size_zero_never_throttles(params: ThrottlingParams, sam
     assert m.state is ThrottleState.NORMAL
     assert m.total_code_yellow_entries == 0
     assert m.average_expected_delay_ms == 0.0
+
+
+def test_a_window_exactly_at_the_exit_latency_exits_however_it_rounds() -> None:
+    # Found by hypothesis: 403 ms x 22 % = 88.66 ms; three samples of 88.66 average to 88.66000000000001
+    # in floating point, yet their mean is exactly the exit latency, so the node must leave Code Yellow.
+    params = ThrottlingParams(code_yellow_entry_latency_ms=403, code_yellow_exit_latency_pct=22,
+                              system_throttle_sample_size_s=3)
+    machine = ThrottleStateMachine(params)
+    names = [[alarm.name for alarm in machine.observe(float(t), sample)]
+             for t, sample in enumerate([404.0, 404.0, 404.0, 88.66, 88.66, 88.66], start=1)]
+    assert names == [[], [], [CODE_YELLOW_ENTRY], [], [], [CODE_YELLOW_EXIT]]
