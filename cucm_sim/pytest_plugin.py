@@ -29,6 +29,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cucm-replications", type=int, default=1, metavar="N",
                     help="Run each scenario N times (its seed, then seeds derived from it); a bound passes only "
                     "if every replication meets it. Default 1.")
+    group.addoption("--cucm-workers", type=int, default=1, metavar="N",
+                    help="Run the selected scenarios on N processes, all at the first expectation; results do "
+                    "not depend on N. Default 1 (each scenario runs when its first expectation does).")
     group.addoption("--cucm-set", action="append", default=[], metavar="KEY=VALUE",
                     help="Override a field of every scenario, e.g. throttling.code_yellow_entry_latency_ms=50.")
 
@@ -41,8 +44,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from cucm_sim.errors import UserError
     from cucm_sim.loader import scenario_files
 
-    if config.getoption("cucm_replications") < 1:
-        raise pytest.UsageError("--cucm-replications must be at least 1")
+    if config.getoption("cucm_replications") < 1 or config.getoption("cucm_workers") < 1:
+        raise pytest.UsageError("--cucm-replications and --cucm-workers must be at least 1")
     base = Path(config.invocation_params.dir)
     try:
         files = scenario_files(base / path for path in paths)
@@ -53,6 +56,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _SCENARIO_FILES = pytest.StashKey[frozenset[Path]]()
+_SELECTED = pytest.StashKey[list["ScenarioFile"]]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Remember the scenarios whose expectations survived selection (-k, -m), for --cucm-workers."""
+    parents = (item.parent for item in items if isinstance(item, Expectation))
+    config.stash[_SELECTED] = [parent for parent in dict.fromkeys(parents) if isinstance(parent, ScenarioFile)]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
@@ -84,6 +95,8 @@ class ScenarioFile(pytest.File):
         """The scenario's check, run on first use and shared by its items (a crash is shared too)."""
         from cucm_sim.check import check_scenario
 
+        if self._check is None and self.config.getoption("cucm_workers") > 1:
+            _check_in_parallel(self.config)
         if self._check is None:
             try:
                 self._check = check_scenario(
@@ -94,6 +107,22 @@ class ScenarioFile(pytest.File):
         if isinstance(self._check, BaseException):
             raise self._check
         return self._check
+
+
+def _check_in_parallel(config: pytest.Config) -> None:
+    """Run every selected scenario not yet checked, on --cucm-workers processes, and hand out the results."""
+    from cucm_sim.check import check_scenarios
+
+    pending = [node for node in config.stash.get(_SELECTED, []) if node._check is None]
+    try:
+        checks = check_scenarios([(str(node.path), node._scenario) for node in pending],
+                                 config.getoption("cucm_replications"), workers=config.getoption("cucm_workers"))
+    except Exception as error:  # an internal error: every pending item reports it
+        for node in pending:
+            node._check = error
+        return
+    for node, check in zip(pending, checks, strict=True):
+        node._check = check
 
 
 class ExpectationMissedError(Exception):

@@ -165,13 +165,16 @@ def test_plugin_collects_one_item_per_expectation_from_outside(tmp_path: Path) -
     assert items == [f"scenarios/good.yaml::{metric}" for metric in metrics]
 
 
-def test_plugin_passes_and_fails_with_a_readable_message(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_plugin_passes_and_fails_with_a_readable_message(tmp_path: Path, workers: str) -> None:
     lib = tmp_path / "team-repo" / "scenarios"
     _write(lib, "good", PASSING + "  calls_attempted: {max: 3}\n")
+    _write(lib, "other", PASSING)
     (lib / "broken.yaml").write_text("name: broken\nduration_s: -5\n", encoding="utf-8")
-    run = _pytest_outside(tmp_path / "team-repo", "--cucm-scenarios", "scenarios", "--cucm-replications", "2")
+    run = _pytest_outside(tmp_path / "team-repo", "--cucm-scenarios", "scenarios", "--cucm-replications", "2",
+                          "--cucm-workers", workers)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "2 failed, 4 passed" in run.stdout
+    assert "2 failed, 8 passed" in run.stdout
     assert "scenario 'good' (" in run.stdout and "expected calls_attempted <= 3" in run.stdout
     assert re.search(r"FAIL: \d+ above max \(\+\d+ %\), 2 of 2 replications", run.stdout)
     assert "a bound passes only if every replication meets it" in run.stdout

@@ -41,7 +41,8 @@ def test_cucm_sim_check_scenarios_passes_with_junit(tmp_path: Path) -> None:
 def test_pytest_plugin_passes_the_library_from_outside_the_project(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--cucm-scenarios", str(SCENARIOS), "-q"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--cucm-scenarios", str(SCENARIOS), "-q",
+         "--cucm-workers", "2"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
