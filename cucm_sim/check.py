@@ -88,6 +88,13 @@ class Outcome:
         return (f"{format_value(mean)} ± {format_value(half_width)} "
                 f"[{format_value(min(values))} .. {format_value(max(values))}]")
 
+    def describe_replications(self) -> list[str]:
+        """One line per replication: 'seed 7: 12.5' (or 'did not happen')."""
+        return [
+            f"seed {seed}: {'did not happen' if value is None else format_value(value)}"
+            for seed, value in zip(self.seeds, self.values, strict=True)
+        ]
+
     def describe_result(self) -> str:
         """'pass', or what failed and by how much: 'FAIL: 0.013 above max (+65 %), 3 of 5 replications'."""
         if self.passed:
@@ -163,10 +170,11 @@ def check_scenarios(
     not depend on the number of workers: each run's seed is fixed before any run starts.
     """
     concrete = [(source, scenario.with_concrete_seed()) for source, scenario in scenarios]
+    seeds_of = [replication_seeds(_seed(scenario), replications) for _, scenario in concrete]
     jobs = [
         scenario.model_copy(update={"seed": seed})
-        for _, scenario in concrete
-        for seed in replication_seeds(_seed(scenario), replications)
+        for (_, scenario), seeds in zip(concrete, seeds_of, strict=True)
+        for seed in seeds
     ]
     total_s = float(sum(job.duration_s for job in jobs))
     if workers <= 1 or len(jobs) == 1:
@@ -174,9 +182,8 @@ def check_scenarios(
     else:
         summaries = _run_in_pool(jobs, total_s, workers, progress)
     checks = []
-    for index, (source, scenario) in enumerate(concrete):
+    for index, ((source, scenario), seeds) in enumerate(zip(concrete, seeds_of, strict=True)):
         mine = summaries[index * replications:(index + 1) * replications]
-        seeds = replication_seeds(_seed(scenario), replications)
         wall_s = sum(float(summary["wall_s"]) for summary in mine)
         checks.append(ScenarioCheck(source, scenario, tuple(seeds), evaluate(scenario.expect, mine, seeds), wall_s))
     return checks

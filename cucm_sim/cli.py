@@ -27,7 +27,7 @@ from rich.text import Text
 from cucm_sim import __version__
 from cucm_sim.check import PASS_RULE, ScenarioCheck, check_scenarios
 from cucm_sim.errors import UserError
-from cucm_sim.junit import write_junit
+from cucm_sim.junit import check_junit_path, write_junit
 from cucm_sim.loader import load_scenario, scenario_files, unit_of
 from cucm_sim.metrics import METRICS
 from cucm_sim.narrative import narrate, narrative_text
@@ -240,8 +240,8 @@ def check(paths: tuple[Path, ...], replications: int, overrides: tuple[str, ...]
     skipped = [path for path, scenario in scenarios if not scenario.expect]
     if not to_check:
         _fail([f"{', '.join(map(str, paths))}: no scenario with an expect: block to check"])
-    if junit_file is not None and not junit_file.parent.is_dir():
-        _fail([f"--junit {junit_file}: the folder {junit_file.parent} does not exist"])
+    if junit_file is not None:
+        _user_errors_exit_2(lambda: check_junit_path(junit_file))
     progress = _LazyProgress("check")
     try:
         checks = check_scenarios([(str(path), scenario) for path, scenario in to_check], replications,

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from cucm_sim.check import PASS_RULE, ScenarioCheck, format_value
+from cucm_sim.check import PASS_RULE, ScenarioCheck
 from cucm_sim.errors import UserError
 
 
@@ -45,18 +45,20 @@ def junit_tree(checks: Sequence[ScenarioCheck]) -> ET.ElementTree[ET.Element]:
                     f"{outcome.describe_measured()}; {outcome.describe_result()}",
                     "type": "ExpectationFailed",
                 })
-                failure.text = "\n".join(
-                    f"seed {seed}: {'did not happen' if value is None else format_value(value)}"
-                    for seed, value in zip(outcome.seeds, outcome.values, strict=True)
-                )
+                failure.text = "\n".join(outcome.describe_replications())
     ET.indent(root)
     return ET.ElementTree(root)
 
 
-def write_junit(checks: Sequence[ScenarioCheck], path: Path) -> None:
-    """Write the JUnit document for `checks` to `path` atomically (UserError if the folder is missing)."""
+def check_junit_path(path: Path) -> None:
+    """UserError unless `path`'s folder exists: call it before a long check, not only after."""
     if not path.parent.is_dir():
         raise UserError([f"--junit {path}: the folder {path.parent} does not exist"])
+
+
+def write_junit(checks: Sequence[ScenarioCheck], path: Path) -> None:
+    """Write the JUnit document for `checks` to `path` atomically (UserError if the folder is missing)."""
+    check_junit_path(path)
     handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         os.chmod(staging, 0o644)  # mkstemp makes it private; a report should not be

@@ -153,7 +153,7 @@ class Expectation(pytest.Item):
         """A readable failure: scenario, bound, measured value(s), by how much, and each seed's value."""
         if not isinstance(excinfo.value, ExpectationMissedError):
             return super().repr_failure(excinfo, style=style)
-        from cucm_sim.check import PASS_RULE, format_value
+        from cucm_sim.check import PASS_RULE
 
         check, outcome = excinfo.value.check, excinfo.value.outcome
         lines = [
@@ -163,10 +163,7 @@ class Expectation(pytest.Item):
         ]
         if len(outcome.values) > 1:
             lines.append(f"  ({PASS_RULE})")
-        lines += [
-            f"  seed {seed}: {'did not happen' if value is None else format_value(value)}"
-            for seed, value in zip(outcome.seeds, outcome.values, strict=True)
-        ]
+        lines += [f"  {line}" for line in outcome.describe_replications()]
         return "\n".join(lines)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
