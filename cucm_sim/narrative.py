@@ -607,14 +607,14 @@ def _closing(scenario: Scenario, rows: _Timeline, episodes: list[_Episode], alar
     if dial_tone is not None:
         lines.append(f"Dial tone (off-hook to dial tone, calls admitted): p95 {format_ms(dial_tone[0])}, "
                      f"max {format_ms(dial_tone[1])}.")
-    if throttling.throttling_enabled and rows.t_s.size:
-        peak_ms, peak_s = _peak_average(rows, alarms)
-        lines.append(f"Highest {throttling.system_throttle_sample_size_s}-second average expected delay: "
-                     f"{format_ms(peak_ms)} at {format_t(peak_s)}.")
-    elif rows.t_s.size:
-        peak = int(np.argmax(rows.expected_delay_ms))
-        lines.append(f"Highest one-second expected delay: {format_ms(float(rows.expected_delay_ms[peak]))} at "
-                     f"{format_t(rows.t_s[peak])}.")
+    if rows.t_s.size:
+        # The Code Red second's row shows the average that raised it, so the timeline holds the peak.
+        column, what = (
+            (rows.average_ms, f"{throttling.system_throttle_sample_size_s}-second average expected delay")
+            if throttling.throttling_enabled else (rows.expected_delay_ms, "one-second expected delay")
+        )
+        peak = int(np.argmax(column))
+        lines.append(f"Highest {what}: {format_ms(float(column[peak]))} at {format_t(rows.t_s[peak])}.")
     closes = [alarm for alarm in alarms if alarm.name == DEVICE_CLOSE_MAX_EVENTS_EXCEEDED]
     if closes:
         devices = {str(alarm.params.get("DeviceName", "")) for alarm in closes}
@@ -622,21 +622,6 @@ def _closing(scenario: Scenario, rows: _Timeline, episodes: list[_Episode], alar
                      f"{_plural(len(devices), 'phone')}.")
     lines.append(_verdict(scenario, rows, episodes, attempted, rejected, dial_tone))
     return lines
-
-
-def _peak_average(rows: _Timeline, alarms: Sequence[Alarm]) -> tuple[float, float]:
-    """The highest average expected delay (ms) and its time (s), over the timeline and the alarms.
-
-    The alarms count too: the timeline row of a Code Red second reads 0 (the restarted service's counters),
-    while the CodeRedEntry alarm carries the average that triggered it.
-    """
-    peak = int(np.argmax(rows.average_ms))
-    peak_ms, peak_s = float(rows.average_ms[peak]), float(rows.t_s[peak])
-    for alarm in alarms:
-        value_ms = _number_param(alarm, "ExpectedAverageDelay")
-        if value_ms is not None and value_ms > peak_ms:
-            peak_ms, peak_s = value_ms, alarm.t_s
-    return peak_ms, peak_s
 
 
 def _dial_tone_ms(summary: Mapping[str, Any] | None) -> tuple[float, float] | None:

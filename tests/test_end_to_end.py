@@ -12,28 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from known_runs import ENTRY_MS, SAMPLE_S
+from known_runs import starvation as starvation_scenario
 
 from cucm_sim import RunResult, Scenario, simulate
 
-ENTRY_MS, EXIT_PCT, SAMPLE_S = 20, 40, 10
-
 
 def _starvation(**overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "starvation-e2e",
-        "seed": 3,
-        "duration_s": 240,
-        "throttling": {"code_yellow_duration_min": 1, "system_throttle_sample_size_s": SAMPLE_S,
-                       "code_yellow_entry_latency_ms": ENTRY_MS, "code_yellow_exit_latency_pct": EXIT_PCT},
-        "node": {"signal_service_time_ms": {"distribution": "exponential", "mean": 1.0}, "restart_duration_s": 30},
-        "load": {"background": [{"signals_per_s": 300}], "calls_per_s": 5, "signals_per_call": 10,
-                 "holding_time_s": {"distribution": "exponential", "mean": 60}},
-        "devices": {"count": 200, "registration_signals": 5, "registration_spread_s": 20},
-        # rho = 0.35 normally; 3.5 while the CPU is starved: the backlog can only grow.
-        "disturbances": [{"kind": "cpu_slowdown", "start_s": 30, "end_s": 110, "capacity_factor": 0.1}],
-    }
-    data.update(overrides)
-    return data
+    return starvation_scenario(**{"name": "starvation-e2e", **overrides})
 
 
 def _run(data: dict[str, Any]) -> RunResult:

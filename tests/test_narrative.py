@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from known_runs import starvation
 
 from cucm_sim import RunResult, Scenario, simulate
 from cucm_sim.alarms import (
@@ -379,18 +380,7 @@ def test_throttling_disabled_and_quiet_runs() -> None:
 
 # ------------------------------------------------------------------ simulated runs with known transitions
 def _starvation(**overrides: Any) -> dict[str, Any]:
-    """A CPU starvation from t=30 s (the scenario of test_end_to_end): Code Yellow, then Code Red after 1 min."""
-    data: dict[str, Any] = {
-        "name": "starvation-story", "seed": 3, "duration_s": 240,
-        "throttling": {"code_yellow_duration_min": 1, "system_throttle_sample_size_s": 10},
-        "node": {"signal_service_time_ms": {"distribution": "exponential", "mean": 1.0}, "restart_duration_s": 30},
-        "load": {"background": [{"signals_per_s": 300}], "calls_per_s": 5, "signals_per_call": 10,
-                 "holding_time_s": {"distribution": "exponential", "mean": 60}},
-        "devices": {"count": 200, "registration_signals": 5, "registration_spread_s": 20},
-        "disturbances": [{"kind": "cpu_slowdown", "start_s": 30, "end_s": 110, "capacity_factor": 0.1}],
-    }
-    data.update(overrides)
-    return data
+    return starvation(**{"name": "starvation-story", **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -460,6 +450,9 @@ def test_code_red_story_matches_the_run(code_red: RunResult) -> None:
     assert in_all == (f"In all, over 240 s (4 min): Normal {time_in_state['Normal']:.0f} s (2.5 min), Code Yellow "
                       f"{time_in_state['CodeYellow']:.0f} s, Code Red {time_in_state['CodeRed']:.0f} s.")
     assert "restarted once (Code Red)" in lines[-1]
+    # The peak is the average that raised Code Red (the node still runs slow): the Code Red row holds it.
+    peak = f"{format_ms(float(red.params['ExpectedAverageDelay']))} at {format_t(red.t_s)}."
+    assert f"Highest 10-second average expected delay: {peak}" in lines
 
 
 def test_a_chatty_phone_closed_many_times_is_summed_up() -> None:
