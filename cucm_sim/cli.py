@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -198,16 +198,23 @@ def _summary_table(result: RunResult) -> Table:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Validate with these overrides.")
 def validate(files: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
     """Check scenario FILES; print one line per problem (file, field, value, allowed range)."""
+    loaded, problems = _load_each(files, overrides)
+    for path, _ in loaded:
+        stdout.print(Text.assemble(("ok", "green"), f" {path}"), highlight=False, soft_wrap=True)
+    if problems:
+        _fail(problems)
+
+
+def _load_each(files: Iterable[Path], overrides: tuple[str, ...]) -> tuple[list[tuple[Path, Scenario]], list[str]]:
+    """Load every file: the scenarios that load, and every problem of those that do not."""
+    loaded: list[tuple[Path, Scenario]] = []
     problems: list[str] = []
     for path in files:
         try:
-            load_scenario(path, overrides)
+            loaded.append((path, load_scenario(path, overrides)))
         except UserError as error:
             problems.extend(error.problems)
-        else:
-            stdout.print(Text.assemble(("ok", "green"), f" {path}"), highlight=False, soft_wrap=True)
-    if problems:
-        _fail(problems)
+    return loaded, problems
 
 
 @main.command()
@@ -227,13 +234,7 @@ def check(paths: tuple[Path, ...], replications: int, overrides: tuple[str, ...]
     Exit 0 when every expectation holds, 1 when any fails, 2 on a user error (nothing is run then).
     """
     files = _user_errors_exit_2(lambda: scenario_files(paths))
-    scenarios: list[tuple[Path, Scenario]] = []
-    problems: list[str] = []
-    for path in files:
-        try:
-            scenarios.append((path, load_scenario(path, overrides)))
-        except UserError as error:
-            problems.extend(error.problems)
+    scenarios, problems = _load_each(files, overrides)
     if problems:
         _fail(problems)
     to_check = [(path, scenario) for path, scenario in scenarios if scenario.expect]
