@@ -16,7 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "cucm_sim"
 
 LAYERS: dict[str, int] = {
     "alarms": 0, "errors": 0, "timeline": 0, "stats": 0, "distributions": 0, "seeds": 0,
-    "throttling": 1, "sccp": 1, "metrics": 1,
+    "throttling": 1, "sccp": 1, "metrics": 1, "sdl_batch": 1,
     "schema": 2,
     "profiles": 3, "loader": 3, "narrative": 3,
     "model": 4,

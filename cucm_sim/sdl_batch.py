@@ -1,0 +1,306 @@
+"""The SDL router thread's work over a block of time, computed in bulk with numpy (engine ``batched``).
+
+One server, four strict-priority FIFO queues, non-preemptive, as in the per-signal engine; but instead of
+one event per signal, `serve_block` takes every signal that arrives in ``[t0_s, t1_s)`` at once and
+returns when each one that starts service in the block starts.  Pure: no SimPy, no clock, nothing
+mutated until the caller `commit`s the plan, so a caller may compute a block several times (with more
+arrivals) and keep the last.
+
+Why this is exact, not an approximation:
+
+* **Service times belong to service slots.**  The k-th service the thread performs lasts the k-th draw
+  of one i.i.d. stream (`ServiceDraws`), whichever signal it serves: exactly what the per-signal engine
+  does, which draws at service start.  A work-conserving server's busy and idle times then do not
+  depend on the order it serves in, so the slot start times follow from the merged arrival stream with
+  the Lindley recursion in closed form: ``T_k = C_k + max_{j<=k}(A_j - C_j)``, C the cumulative service.
+* **Slots go to queues by a recursion with a closed form.**  Slot k goes to the highest queue with a
+  signal waiting at T_k.  For the high queue, with a_k its arrivals by T_k, the number it has been given
+  obeys ``s_k = min(a_k, s_{k-1} + 1)``, whose solution is ``s_k = k + min(1, min_{j<=k}(a_j - j))``
+  (0-based k) -- a cumulative minimum.  The next queue does the same over the slots the higher queues
+  left free, and so on down; within a queue signals are served in arrival order.
+
+A signal arriving at a slot's start, or up to `TIE_S` after it, may take it: the follow-on
+signals a handled signal queues arrive exactly at the end of its service, and must be there for the very
+next slot, as in the per-signal engine, even when rounding puts that slot's start a few ulps earlier.
+Times are seconds; service draws are milliseconds at full speed, divided by the block's capacity factor.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from cucm_sim.distributions import _Distribution
+
+QUEUES = 4
+"""High, normal, low, lowest: index 0 is served first."""
+
+NO_TAG = -1
+"""The tag of a signal nobody waits for (background work, keepalives)."""
+
+TIE_S = 1e-9
+"""A signal arriving up to this long (s) after a slot's start may take that slot (rounding, not a real
+wait); its wait can then read up to 1 ns below zero, which the model clamps."""
+
+_DRAW_BLOCK = 1 << 16
+
+
+class ServiceDraws:
+    """The router's service times at full speed (ms), in service order; read ahead, then consumed."""
+
+    def __init__(self, distribution: _Distribution, rng: np.random.Generator) -> None:
+        self._distribution = distribution
+        self._rng = rng
+        self._values = np.empty(0)
+        self._position = 0
+        self.mean_ms = distribution.mean
+
+    def peek(self, count: int) -> np.ndarray:
+        """The next `count` draws (ms), without consuming them."""
+        missing = self._position + count - len(self._values)
+        if missing > 0:
+            fresh = self._distribution.sample(self._rng, max(missing, _DRAW_BLOCK))
+            self._values = np.concatenate((self._values[self._position:], fresh))
+            self._position = 0
+        return self._values[self._position:self._position + count]
+
+    def consume(self, count: int) -> None:
+        """Mark the next `count` draws as used."""
+        self.peek(count)
+        self._position += count
+
+
+class SignalQueue:
+    """One priority's FIFO of waiting signals: arrival times (s) and tags, kept as array chunks."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[tuple[np.ndarray, np.ndarray]] = deque()
+        self._head = 0  # signals already taken from the first chunk
+        self._length = 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def push(self, times_s: np.ndarray, tags: np.ndarray) -> None:
+        """Append signals (arrival order) behind those already waiting."""
+        if len(times_s):
+            self._chunks.append((times_s, tags))
+            self._length += len(times_s)
+
+    def peek(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Arrival times and tags of the first `count` waiting signals."""
+        times: list[np.ndarray] = []
+        tags: list[np.ndarray] = []
+        head, needed = self._head, count
+        for chunk_times, chunk_tags in self._chunks:
+            if needed <= 0:
+                break
+            taken = chunk_times[head:head + needed]
+            times.append(taken)
+            tags.append(chunk_tags[head:head + needed])
+            needed -= len(taken)
+            head = 0
+        if len(times) == 1:
+            return times[0], tags[0]
+        if not times:
+            return np.empty(0), np.empty(0, dtype=np.int64)
+        return np.concatenate(times), np.concatenate(tags)
+
+    def first_arrival_s(self) -> float | None:
+        """Arrival time of the signal at the head, None when empty."""
+        if not self._length:
+            return None
+        return float(self._chunks[0][0][self._head])
+
+    def pop(self, count: int) -> None:
+        """Remove the first `count` signals."""
+        self._length -= count
+        while count > 0:
+            chunk_length = len(self._chunks[0][0]) - self._head
+            if count < chunk_length:
+                self._head += count
+                return
+            count -= chunk_length
+            self._chunks.popleft()
+            self._head = 0
+
+    def clear(self) -> None:
+        """Drop every waiting signal."""
+        self._chunks.clear()
+        self._head = 0
+        self._length = 0
+
+
+@dataclass
+class Arrivals:
+    """Signals arriving in a block, per queue: sorted arrival times (s) and their tags."""
+
+    times_s: list[np.ndarray]
+    tags: list[np.ndarray]
+
+    @classmethod
+    def empty(cls) -> Arrivals:
+        return cls([np.empty(0)] * QUEUES, [np.empty(0, dtype=np.int64)] * QUEUES)
+
+
+@dataclass
+class ServedQueue:
+    """What one queue got in a block: its first `count` signals, with their arrival and start times."""
+
+    count: int
+    from_backlog: int
+    arrival_s: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    tags: np.ndarray
+
+
+@dataclass
+class BlockPlan:
+    """The router's work in ``[t0_s, t1_s)``, as `serve_block` computed it (apply it with `commit`)."""
+
+    t0_s: float
+    t1_s: float
+    slots: int
+    """Services started in the block."""
+    served: list[ServedQueue]
+    busy_until_s: float
+    """When the thread finishes its last service started so far (<= t1_s: idle at t1_s)."""
+    waiting: list[int]
+    """Signals waiting per queue at t1_s (the one in service excluded)."""
+    oldest_waiting_s: float | None
+    """Arrival time of the longest-waiting signal at t1_s, None when none waits."""
+    _new_arrivals: Arrivals
+
+
+@dataclass
+class RouterState:
+    """What carries from one block to the next: the queues and when the thread is next free."""
+
+    queues: list[SignalQueue]
+    busy_until_s: float = 0.0
+
+    @classmethod
+    def idle(cls) -> RouterState:
+        return cls([SignalQueue() for _ in range(QUEUES)])
+
+    def waiting(self) -> int:
+        return sum(len(queue) for queue in self.queues)
+
+
+def _slot_starts(free_s: float, ready_s: np.ndarray, service_s: np.ndarray) -> np.ndarray:
+    """Start times of consecutive services: signal k is ready at ready_s[k] (sorted), lasts service_s[k]."""
+    before_s = np.empty(len(service_s))
+    before_s[0] = 0.0
+    np.cumsum(service_s[:-1], out=before_s[1:])
+    ready_s = np.maximum(ready_s, free_s)
+    return before_s + np.maximum.accumulate(ready_s - before_s)
+
+
+def _allocate(slot_s: np.ndarray, backlog: int, ready_s: np.ndarray) -> np.ndarray:
+    """Which of the free slots (start times `slot_s`) one queue takes, given when its signals are ready."""
+    available = backlog + np.searchsorted(ready_s, slot_s, side="right")
+    index = np.arange(len(slot_s))
+    given = index + np.minimum(1, np.minimum.accumulate(available - index))
+    took = np.empty(len(slot_s), dtype=bool)
+    if len(slot_s):
+        took[0] = given[0] > 0
+        np.not_equal(given[1:], given[:-1], out=took[1:])
+    return took
+
+
+def serve_block(
+    state: RouterState, t0_s: float, t1_s: float, arrivals: Arrivals, draws: ServiceDraws, capacity_factor: float,
+) -> BlockPlan:
+    """Every service that starts in ``[t0_s, t1_s)``, given the queues at t0_s and the block's arrivals.
+
+    Reads `state` and `draws` but changes neither; `commit` applies the plan.
+    """
+    backlog = [len(queue) for queue in state.queues]
+    nonempty = [q for q in range(QUEUES) if backlog[q] or len(arrivals.times_s[q])]
+    free_s = max(t0_s, state.busy_until_s)
+    new_s = [arrivals.times_s[q] for q in nonempty if len(arrivals.times_s[q])]
+    merged_s = new_s[0] if len(new_s) == 1 else np.sort(np.concatenate(new_s)) if new_s else np.empty(0)
+    total_backlog = sum(backlog)
+    jobs = total_backlog + len(merged_s)
+
+    slots = 0
+    slot_s = service_s = np.empty(0)
+    if jobs and free_s < t1_s:
+        # Read ahead enough draws to pass t1_s (a slot cannot start before free_s + the services before it).
+        scale = 1.0 / (1000.0 * capacity_factor)
+        expected = (t1_s - free_s) / (draws.mean_ms * scale)
+        count = min(jobs, int(expected * 1.25) + 64)
+        while True:
+            service_s = draws.peek(count) * scale
+            if count == jobs or free_s + float(service_s.sum()) >= t1_s:
+                break
+            count = min(jobs, count * 2)
+        ready_s = np.empty(count)
+        in_backlog = min(total_backlog, count)
+        ready_s[:in_backlog] = free_s
+        ready_s[in_backlog:] = merged_s[:count - in_backlog]
+        slot_s = _slot_starts(free_s, ready_s, service_s)
+        slots = int(np.searchsorted(slot_s, t1_s, side="left"))
+        slot_s, service_s = slot_s[:slots], service_s[:slots]
+
+    served: list[ServedQueue] = []
+    free_slots = np.arange(slots)
+    last = nonempty[-1] if nonempty else -1
+    for q in range(QUEUES):
+        times_s, tags = arrivals.times_s[q], arrivals.tags[q]
+        if q not in nonempty or not len(free_slots):
+            served.append(ServedQueue(0, 0, np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64)))
+            continue
+        if q == last:  # the lowest queue with work takes every slot left
+            mine = free_slots
+            free_slots = free_slots[:0]
+        else:
+            took = _allocate(slot_s[free_slots], backlog[q], times_s - TIE_S)
+            mine = free_slots[took]
+            free_slots = free_slots[~took]
+        count = len(mine)
+        from_backlog = min(count, backlog[q])
+        old_s, old_tags = state.queues[q].peek(from_backlog)
+        fresh = count - from_backlog
+        arrival_s = np.concatenate((old_s, times_s[:fresh])) if from_backlog else times_s[:fresh]
+        job_tags = np.concatenate((old_tags, tags[:fresh])) if from_backlog else tags[:fresh]
+        start_s = slot_s[mine]
+        served.append(ServedQueue(count, from_backlog, arrival_s, start_s, start_s + service_s[mine], job_tags))
+
+    busy_until_s = float(slot_s[-1] + service_s[-1]) if slots else state.busy_until_s
+    waiting = [backlog[q] + len(arrivals.times_s[q]) - served[q].count for q in range(QUEUES)]
+    oldest: float | None = None
+    for q in range(QUEUES):
+        if not waiting[q]:
+            continue
+        unserved_backlog = backlog[q] - served[q].from_backlog
+        if unserved_backlog:
+            head_s, _ = state.queues[q].peek(served[q].from_backlog + 1)
+            candidate = float(head_s[-1])
+        else:
+            candidate = float(arrivals.times_s[q][served[q].count - backlog[q]])
+        oldest = candidate if oldest is None else min(oldest, candidate)
+    return BlockPlan(t0_s, t1_s, slots, served, busy_until_s, waiting, oldest, arrivals)
+
+
+def commit(state: RouterState, plan: BlockPlan, draws: ServiceDraws) -> None:
+    """Apply a plan: served signals leave their queues, the rest of the block's arrivals join them."""
+    draws.consume(plan.slots)
+    for q, queue in enumerate(state.queues):
+        taken = plan.served[q]
+        queue.pop(taken.from_backlog)
+        fresh = taken.count - taken.from_backlog
+        queue.push(plan._new_arrivals.times_s[q][fresh:], plan._new_arrivals.tags[q][fresh:])
+    state.busy_until_s = plan.busy_until_s
+
+
+def crash(state: RouterState, now_s: float) -> int:
+    """Drop every waiting signal and the one in service at `now_s`; return how many were lost."""
+    lost = state.waiting() + int(state.busy_until_s > now_s)
+    for queue in state.queues:
+        queue.clear()
+    state.busy_until_s = now_s
+    return lost
