@@ -240,6 +240,11 @@ class NodeModel:
             first_chatty += group.count
         self._sampler_process = env.process(self._sampler())
 
+    @property
+    def signals_processed(self) -> int:
+        """SDL signals whose service has ended."""
+        return self.router.signals_processed
+
     def run(self, until_s: float) -> None:
         """Advance the simulation to `until_s` (s); at or past the duration, run to the last sample."""
         if until_s < self.duration_s:

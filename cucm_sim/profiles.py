@@ -39,6 +39,13 @@ class CallRateProfile:
         base = float(np.interp(t_s, self.profile_times_s, self.profile_rates_per_s))
         return base + sum(s.calls_per_s for s in self.surges if s.start_s <= t_s < s.end_s)
 
+    def rates_per_s(self, times_s: np.ndarray) -> np.ndarray:
+        """`rate_per_s` at each of `times_s` (s), vectorized."""
+        rates: np.ndarray = np.interp(times_s, self.profile_times_s, self.profile_rates_per_s)
+        for surge in self.surges:
+            rates = rates + np.where((times_s >= surge.start_s) & (times_s < surge.end_s), surge.calls_per_s, 0.0)
+        return rates
+
     def max_rate_per_s(self) -> float:
         """An upper bound of `rate_per_s` over all time (for thinning a Poisson process)."""
         return max(self.profile_rates_per_s) + sum(s.calls_per_s for s in self.surges)

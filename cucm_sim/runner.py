@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cucm_sim.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
+from cucm_sim.batched_model import BatchedNodeModel
 from cucm_sim.metrics import derived_metrics
 from cucm_sim.model import NodeModel
 from cucm_sim.schema import PRIORITIES, Scenario
@@ -49,7 +50,8 @@ def simulate(scenario: Scenario, progress: ProgressCallback | None = None) -> Ru
     scenario = scenario.with_concrete_seed()
     assert scenario.seed is not None
     started = time.perf_counter()
-    model = NodeModel(scenario, scenario.seed)
+    engine = BatchedNodeModel if scenario.engine == "batched" else NodeModel
+    model: NodeModel | BatchedNodeModel = engine(scenario, scenario.seed)
     step_s = max(1.0, scenario.duration_s / PROGRESS_STEPS)
     done_s = 0.0
     while done_s < scenario.duration_s:
@@ -64,7 +66,9 @@ def simulate(scenario: Scenario, progress: ProgressCallback | None = None) -> Ru
     return RunResult(scenario, summary, timeline, alarms, wall_s)
 
 
-def summarize(scenario: Scenario, model: NodeModel, alarms: tuple[Alarm, ...], wall_s: float) -> dict[str, Any]:
+def summarize(
+    scenario: Scenario, model: NodeModel | BatchedNodeModel, alarms: tuple[Alarm, ...], wall_s: float
+) -> dict[str, Any]:
     """The run's summary: counts, delays (ms), time in each state (s) and the derived metrics (see `metrics`)."""
     states, counts = np.unique(model.states, return_counts=True)
     in_state = dict(zip(states.tolist(), counts.tolist(), strict=True))
@@ -83,7 +87,7 @@ def summarize(scenario: Scenario, model: NodeModel, alarms: tuple[Alarm, ...], w
         "calls_rejected_throttled": model.calls_rejected_throttled,
         "calls_failed_node_down": model.calls_failed_node_down,
         "dial_tone_delay_ms": model.dial_tone_delay_ms.describe(),
-        "signals_processed": model.router.signals_processed,
+        "signals_processed": model.signals_processed,
         "signals_lost_restart": model.signals_lost_restart,
         "signals_dropped_node_down": model.signals_dropped_node_down,
         "signal_wait_ms": model.wait_ms.describe(),

@@ -286,8 +286,10 @@ class Scenario(_Section):
         description="Root seed of every random stream. Absent: a concrete one is drawn and saved with the results.",
     )
     duration_s: int = Field(ge=1, le=MAX_DURATION_S, description="Simulated time (s).")
-    engine: Literal["signal"] = Field(
-        "signal", description="Simulation engine: 'signal' simulates every SDL signal as a SimPy event."
+    engine: Literal["signal", "batched"] = Field(
+        "signal",
+        description="Simulation engine: 'signal' simulates every SDL signal as a SimPy event (the reference, "
+        "slow); 'batched' computes the router's work a second at a time with numpy (same model, much faster).",
     )
     throttling: ThrottlingParams = Field(
         default_factory=ThrottlingParams, description="Cisco CallManager call-throttling service parameters."

@@ -25,6 +25,7 @@ class LogHistogram:
         self._counts = [0] * (BINS_PER_DECADE * DECADES + 1)
         self._log_min = math.log10(MIN_VALUE)
         self._last_bin = len(self._counts) - 1
+        self._bulk_counts = np.zeros(len(self._counts), dtype=np.int64)  # what add_many recorded
         self.count = 0
         self.total = 0.0
         self.max = 0.0
@@ -41,6 +42,31 @@ class LogHistogram:
         index = 1 + int((math.log10(value) - self._log_min) * BINS_PER_DECADE)
         self._counts[min(index, self._last_bin)] += 1
 
+    def add_many(self, values: np.ndarray) -> None:
+        """Record an array of values (>= 0): the same bins as `add`, in one pass."""
+        if not len(values):
+            return
+        self.count += len(values)
+        self.total += float(values.sum())
+        self.max = max(self.max, float(values.max()))
+        positive = np.maximum(values, MIN_VALUE)
+        index = 1 + ((np.log10(positive) - self._log_min) * BINS_PER_DECADE).astype(np.int64)
+        index[values < MIN_VALUE] = 0
+        np.minimum(index, self._last_bin, out=index)
+        self._bulk_counts += np.bincount(index, minlength=len(self._bulk_counts))
+
+    @classmethod
+    def merged(cls, parts: list[LogHistogram]) -> LogHistogram:
+        """One histogram of all the values recorded in `parts`."""
+        whole = cls()
+        for part in parts:
+            whole.count += part.count
+            whole.total += part.total
+            whole.max = max(whole.max, part.max)
+            whole._counts = [a + b for a, b in zip(whole._counts, part._counts, strict=True)]
+            whole._bulk_counts += part._bulk_counts
+        return whole
+
     @property
     def mean(self) -> float | None:
         """Mean of the values, None when there are none."""
@@ -53,7 +79,7 @@ class LogHistogram:
         if not self.count:
             return None
         rank = max(1, math.ceil(q * self.count))
-        cumulative = np.cumsum(self._counts)
+        cumulative = np.cumsum(np.asarray(self._counts) + self._bulk_counts)
         index = int(np.searchsorted(cumulative, rank))
         if index == 0:
             return 0.0

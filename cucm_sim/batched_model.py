@@ -1,0 +1,665 @@
+"""The batched model of one CUCM node (engine ``batched``): SimPy keeps the clock, numpy does the SDL work.
+
+The same world and the same rules as the per-signal `model` (its module doc states the modelling
+choices; all hold here), simulated a block of time at a time.  A block is one simulated second, cut
+where the capacity changes or the node comes back from a restart.  For each block:
+
+1. the arrival streams (`batch_sources`) hand out everything that arrives in it, whatever the node's
+   state: background and burst signals, keepalives, chatty-device events, call attempts;
+2. `_decide` plays the block's sparse events in time order -- call attempts (admitted or rejected by
+   the throttling state of that second, which cannot change inside it), registrations, teardowns, SCCP
+   closures, and the signals handled with something waiting on them (a call's off-hook signal gives
+   dial tone and queues the set-up signals, a registration step queues the next) -- and says which
+   signals enter which queue when;
+3. `sdl_batch.serve_block` computes every service that starts in the block, exactly;
+4. the handled signals of step 3 go back into step 2, until they no longer change.  A pass is exact up
+   to the first follow-on signal it did not know of, and the next pass knows it, so the fixed point is
+   reached and is what the per-signal engine would have done.  Then the block is committed.
+
+Nothing grows with the run: waits go into fixed-size histograms, the timeline has one row per second,
+and the queues hold only the signals actually waiting.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+
+from cucm_sim.alarms import (
+    CALLMANAGER_ONLINE,
+    CODE_RED_ENTRY,
+    CODE_YELLOW_ENTRY,
+    DEVICE_CLOSE_MAX_EVENTS_EXCEEDED,
+    Alarm,
+)
+from cucm_sim.batch_sources import CallAttemptTimes, KeepaliveTimes, PoissonTimes
+from cucm_sim.profiles import CallRateProfile, capacity_breakpoints, capacity_factor_at
+from cucm_sim.sccp import SCCP_WINDOW_S
+from cucm_sim.schema import PRIORITIES, Priority, Scenario, SignalBurst
+from cucm_sim.sdl_batch import (
+    NO_TAG,
+    QUEUES,
+    Arrivals,
+    BlockPlan,
+    RouterState,
+    ServiceDraws,
+    commit,
+    crash,
+    serve_block,
+)
+from cucm_sim.stats import LogHistogram
+from cucm_sim.throttling import ThrottleState, ThrottleStateMachine
+from cucm_sim.timeline import TIMELINE_COLUMNS
+
+HIGH, NORMAL, LOW, LOWEST = range(4)
+PRIORITY_INDEX: dict[Priority, int] = {name: index for index, name in enumerate(PRIORITIES)}
+UNREGISTERED, REGISTERING, REGISTERED = range(3)
+
+# A queued signal's tag says what waits for it: kind in the low 2 bits, a call or device id above.
+OFFHOOK, REG_INITIAL, REG_LOW = range(1, 4)
+_KIND_BITS = 2
+
+# Sparse events of a block, in this order when simultaneous.
+_COMPLETE, _CLOSE, _REGISTER, _TEARDOWN, _CALL = range(5)
+
+CANDIDATES_PER_CALL = 4
+"""Random devices drawn per call attempt; the first registered one makes the call (see `_pick_device`)."""
+
+MAX_PASSES = 100_000
+"""A block needing more passes than this is a bug, not a load: each pass learns one follow-on at least."""
+
+_STREAM_NAMES = (
+    "service", "background", "calls", "holding", "devices", "keepalive_phase", "chatty", "bursts", "registration",
+)
+
+
+@dataclass
+class _Primary:
+    """A block's arrivals, decided by no state: what the streams hand out."""
+
+    plain_s: list[np.ndarray]
+    keepalive_s: np.ndarray
+    keepalive_device: np.ndarray
+    chatty: list[tuple[np.ndarray, np.ndarray]]
+    call_s: np.ndarray
+    call_candidates: np.ndarray
+    call_fallback: np.ndarray
+    call_holding_s: np.ndarray
+    due: list[tuple[float, int, int, int, int]]
+    """Timed events falling in the block: (t_s, kind, seq, device, count)."""
+
+
+@dataclass
+class _Decisions:
+    """What `_decide` made of a block: the signals to queue and every change it implies."""
+
+    signal_s: list[list[float]] = field(default_factory=lambda: [[] for _ in range(QUEUES)])
+    signal_tag: list[list[int]] = field(default_factory=lambda: [[] for _ in range(QUEUES)])
+    event_s: list[float] = field(default_factory=list)
+    event_device: list[int] = field(default_factory=list)
+    state: dict[int, int] = field(default_factory=dict)
+    remaining: dict[int, int] = field(default_factory=dict)
+    changes: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
+    registered_delta: int = 0
+    calls_accepted: int = 0
+    calls_rejected: int = 0
+    new_calls: dict[int, tuple[int, float]] = field(default_factory=dict)
+    done_calls: list[int] = field(default_factory=list)
+    dial_tone_ms: list[float] = field(default_factory=list)
+    later: list[tuple[float, int, int, int]] = field(default_factory=list)
+    """Timed events past the block: (t_s, kind, device, count)."""
+    closures: list[tuple[float, int, int]] = field(default_factory=list)
+    """SCCP closures in the block: (time, device, events in window)."""
+    keepalive_keep: np.ndarray | None = None
+    chatty_keep: list[np.ndarray] = field(default_factory=list)
+
+
+class BatchedNodeModel:
+    """One CUCM node under a scenario's load, simulated in blocks; call `run()` (as `model.NodeModel`)."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        self.scenario = scenario
+        self.env = simpy.Environment()
+        children = np.random.SeedSequence(seed).spawn(len(_STREAM_NAMES))
+        self.rngs = {name: np.random.default_rng(c) for name, c in zip(_STREAM_NAMES, children, strict=True)}
+        self.duration_s = scenario.duration_s
+        self.throttle = ThrottleStateMachine(scenario.throttling)
+        self.alarms: list[Alarm] = []
+        self.wait_ms_by_priority = [LogHistogram() for _ in PRIORITIES]
+        self.dial_tone_delay_ms = LogHistogram()
+        self.router = RouterState.idle()
+        self.draws = ServiceDraws(scenario.node.signal_service_time_ms, self.rngs["service"])
+        self._breakpoints = capacity_breakpoints(scenario)
+        self._cut_times_s = sorted(t for t, _ in self._breakpoints if t > 0)
+
+        load, devices = scenario.load, scenario.devices
+        self._setup_signals = (load.setup_signals_per_call or 1) - 1
+        self._teardown_signals = load.signals_per_call - (load.setup_signals_per_call or 1)
+        self._background = self._streams_per_queue(
+            [(s.signals_per_s, PRIORITY_INDEX[s.priority], 0.0, math.inf) for s in load.background],
+            self.rngs["background"],
+        )
+        self._bursts = self._streams_per_queue(
+            [(d.signals_per_s, PRIORITY_INDEX[d.priority], d.start_s, d.end_s)
+             for d in scenario.disturbances if isinstance(d, SignalBurst)],
+            self.rngs["bursts"],
+        )
+        self._calls = CallAttemptTimes(CallRateProfile.from_scenario(scenario), load.call_arrivals, self.rngs["calls"])
+        self._keepalives = KeepaliveTimes(devices.count, devices.keepalive_interval_s, self.rngs["keepalive_phase"])
+        self._keepalive_queue = PRIORITY_INDEX[devices.keepalive_priority]
+        self._chatty: list[tuple[PoissonTimes, int, int, int]] = []
+        first = 0
+        for group in devices.chatty:
+            stream = PoissonTimes(group.count * group.events_per_s, self.rngs["chatty"], group.start_s, group.end_s)
+            self._chatty.append((stream, first, group.count, PRIORITY_INDEX[group.priority]))
+            first += group.count
+
+        self.device_state = np.full(devices.count, REGISTERED if devices.registered_at_start else UNREGISTERED,
+                                    dtype=np.int8)
+        self.registered_devices = devices.count if devices.registered_at_start else 0
+        self._remaining = np.zeros(devices.count, dtype=np.int32)
+        self._calls_in_progress: dict[int, tuple[int, float]] = {}
+        self._next_call_id = 0
+        self._timed: list[tuple[float, int, int, int, int]] = []  # heap of (t_s, kind, seq, device, count)
+        self._seq = itertools.count()
+        self._carried: tuple[float, int, float] | None = None  # a tagged signal in service: (end, tag, arrival)
+        self._uncounted_end_s: float | None = None  # end of the service in progress, not yet counted
+        self._sccp_ring: list[tuple[float, np.ndarray, np.ndarray]] = []  # (block end, times, devices)
+        self._last_close_s: dict[int, float] = {}
+        self._up = True
+        self._back_at_s: float | None = None
+        self._rejected_at_code_yellow_entry = 0
+        self._last_plan: BlockPlan | None = None
+
+        self.calls_attempted = 0
+        self.calls_accepted = 0
+        self.calls_rejected_throttled = 0
+        self.calls_failed_node_down = 0
+        self.signals_processed = 0
+        self.signals_lost_restart = 0
+        self.signals_dropped_node_down = 0
+        self.skinny_devices_throttled = 0
+        self.max_average_expected_delay_ms = 0.0
+        self.passes = 0
+        """Server passes over all blocks (one per block when no follow-on signal interacts)."""
+
+        self._second = {"wait_s": 0.0, "starts": 0, "processed": 0, "attempted": 0, "rejected": 0}
+        self.timeline: dict[str, np.ndarray] = {
+            name: np.zeros(self.duration_s, dtype=np.float64) for name in TIMELINE_COLUMNS if name != "state"
+        }
+        self.states = np.empty(self.duration_s, dtype="<U10")
+        if devices.count and not devices.registered_at_start:
+            self._registration_storm(0.0)
+        self._clock = self.env.process(self._run_blocks())
+
+    @property
+    def wait_ms(self) -> LogHistogram:
+        """Every signal's wait (ms), all queues together."""
+        return LogHistogram.merged(self.wait_ms_by_priority)
+
+    def run(self, until_s: float) -> None:
+        """Advance the simulation to `until_s` (s); at or past the duration, run to the last sample."""
+        if until_s < self.duration_s:
+            self.env.run(until=until_s)
+        elif self._clock.is_alive:
+            self.env.run(until=self._clock)
+
+    # ---------------------------------------------------------------- set-up
+    def _streams_per_queue(
+        self, sources: list[tuple[float, int, float, float]], rng: np.random.Generator
+    ) -> list[tuple[PoissonTimes, int]]:
+        """One Poisson stream per source (rate > 0), with its queue."""
+        return [(PoissonTimes(rate, rng, start, end), queue) for rate, queue, start, end in sources if rate > 0]
+
+    def _registration_storm(self, now_s: float) -> None:
+        spread_s = self.scenario.devices.registration_spread_s
+        starts_s = self.rngs["registration"].uniform(0.0, spread_s, len(self.device_state))
+        for device, delay_s in enumerate(starts_s.tolist()):
+            heapq.heappush(self._timed, (now_s + delay_s, _REGISTER, next(self._seq), device, 0))
+
+    # ------------------------------------------------------------ the clock
+    def _run_blocks(self) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        cuts = iter(self._cut_times_s)
+        next_cut = next(cuts, math.inf)
+        for row in range(self.duration_s):
+            t0_s, end_s = float(row), float(row + 1)
+            while t0_s < end_s:
+                t1_s = min(end_s, next_cut)
+                if self._back_at_s is not None and t0_s < self._back_at_s < t1_s:
+                    t1_s = self._back_at_s
+                self._block(t0_s, t1_s)
+                yield env.timeout(t1_s - env.now)
+                if t1_s == next_cut:
+                    next_cut = next(cuts, math.inf)
+                if self._back_at_s is not None and t1_s >= self._back_at_s:
+                    self._back_online(t1_s)
+                t0_s = t1_s
+            self._sample(row)
+
+    # ------------------------------------------------------------ one block
+    def _take_primary(self, t0_s: float, t1_s: float) -> _Primary:
+        plain: list[list[np.ndarray]] = [[] for _ in range(QUEUES)]
+        for stream, queue in self._background + self._bursts:
+            times_s = stream.take(t0_s, t1_s)
+            if len(times_s):
+                plain[queue].append(times_s)
+        merged = [
+            parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts), kind="stable") if parts else np.empty(0)
+            for parts in plain
+        ]
+        keepalive_s, keepalive_device = self._keepalives.take(t0_s, t1_s)
+        chatty = []
+        for stream, first, count, _queue in self._chatty:
+            times_s = stream.take(t0_s, t1_s)
+            chatty.append((times_s, first + self.rngs["chatty"].integers(count, size=len(times_s))))
+        call_s = self._calls.take(t0_s, t1_s)
+        devices = max(len(self.device_state), 1)
+        candidates = self.rngs["devices"].integers(devices, size=(len(call_s), CANDIDATES_PER_CALL))
+        fallback = self.rngs["devices"].random(len(call_s))
+        holding_s = self.scenario.load.holding_time_s.sample(self.rngs["holding"], len(call_s))
+        due = []
+        while self._timed and self._timed[0][0] < t1_s:
+            due.append(heapq.heappop(self._timed))
+        return _Primary(merged, keepalive_s, keepalive_device, chatty, call_s, candidates, fallback, holding_s, due)
+
+    def _block(self, t0_s: float, t1_s: float) -> None:
+        primary = self._take_primary(t0_s, t1_s)
+        self._second["attempted"] += len(primary.call_s)
+        self.calls_attempted += len(primary.call_s)
+        if not self._up:
+            self.calls_failed_node_down += len(primary.call_s)
+            self.signals_dropped_node_down += sum(len(times_s) for times_s in primary.plain_s)
+            return
+        capacity = capacity_factor_at(self._breakpoints, t0_s)
+        completions: list[tuple[float, int, float]] = []
+        if self._carried is not None and self._carried[0] < t1_s:
+            completions.append(self._carried)
+        closures: list[tuple[float, int, int]] = []
+        for _ in range(MAX_PASSES):
+            self.passes += 1
+            decisions = self._decide(t0_s, t1_s, primary, completions, closures)
+            decisions.closures = closures
+            new_closures = self._sccp_closures(t0_s, primary, decisions)
+            if new_closures != closures:
+                closures = new_closures
+                continue
+            plan = serve_block(self.router, t0_s, t1_s, self._arrivals(primary, decisions), self.draws, capacity)
+            found = self._completions(plan, t1_s)
+            if found == completions:
+                break
+            completions = found
+        else:
+            raise RuntimeError(f"block [{t0_s}, {t1_s}) did not settle in {MAX_PASSES} passes")
+        self._commit(t0_s, t1_s, plan, primary, decisions)
+
+    def _completions(self, plan: BlockPlan, t1_s: float) -> list[tuple[float, int, float]]:
+        """Tagged signals whose service ends in the block: (end, tag, arrival), in end order."""
+        found: list[tuple[float, int, float]] = []
+        if self._carried is not None and self._carried[0] < t1_s:
+            found.append(self._carried)
+        for served in plan.served:
+            tagged = np.flatnonzero(served.tags != NO_TAG)
+            if len(tagged):
+                ends, tags, arrivals = served.end_s[tagged], served.tags[tagged], served.arrival_s[tagged]
+                inside = ends < t1_s
+                found.extend(zip(ends[inside].tolist(), tags[inside].tolist(), arrivals[inside].tolist(), strict=True))
+        found.sort()
+        return found
+
+    def _arrivals(self, primary: _Primary, decisions: _Decisions) -> Arrivals:
+        times: list[np.ndarray] = []
+        tags: list[np.ndarray] = []
+        for queue in range(QUEUES):
+            parts = [primary.plain_s[queue]]
+            if queue == self._keepalive_queue and len(primary.keepalive_s):
+                assert decisions.keepalive_keep is not None
+                parts.append(primary.keepalive_s[decisions.keepalive_keep])
+            for (chatty_s, _devices), keep, (_, _, _, chatty_queue) in zip(
+                primary.chatty, decisions.chatty_keep, self._chatty, strict=True
+            ):
+                if chatty_queue == queue:
+                    parts.append(chatty_s[keep])
+            plain_s = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            sparse_s = decisions.signal_s[queue]
+            if not sparse_s:
+                order_s = plain_s if len(parts) == 1 else np.sort(plain_s, kind="stable")
+                times.append(order_s)
+                tags.append(np.full(len(order_s), NO_TAG, dtype=np.int64))
+                continue
+            all_s = np.concatenate((plain_s, np.array(sparse_s)))
+            all_tags = np.concatenate(
+                (np.full(len(plain_s), NO_TAG, dtype=np.int64), np.array(decisions.signal_tag[queue]))
+            )
+            order = np.argsort(all_s, kind="stable")
+            times.append(all_s[order])
+            tags.append(all_tags[order])
+        return Arrivals(times, tags)
+
+    # ------------------------------------------------------- sparse events
+    def _decide(
+        self, t0_s: float, t1_s: float, primary: _Primary, completions: list[tuple[float, int, float]],
+        closures: list[tuple[float, int, int]],
+    ) -> _Decisions:
+        """Play the block's sparse events in time order, given the handled signals and SCCP closures."""
+        d = _Decisions()
+        events: list[tuple[float, int, int, int, int, float]] = []  # (t, kind, seq, a, b, x)
+        seq = itertools.count()
+        for end_s, tag, arrival_s in completions:
+            events.append((end_s, _COMPLETE, next(seq), tag, 0, arrival_s))
+        for t_s, device, total in closures:
+            events.append((t_s, _CLOSE, next(seq), device, total, 0.0))
+        for t_s, kind, _, device, count in primary.due:
+            events.append((t_s, kind, next(seq), device, count, 0.0))
+        for index, t_s in enumerate(primary.call_s.tolist()):
+            events.append((t_s, _CALL, next(seq), index, 0, 0.0))
+        heapq.heapify(events)
+        in_yellow = self.throttle.state is ThrottleState.CODE_YELLOW
+        load, devices = self.scenario.load, self.scenario.devices
+        registered = self.registered_devices
+
+        def state(device: int) -> int:
+            return d.state.get(device, int(self.device_state[device]))
+
+        def set_state(device: int, t_s: float, new: int) -> None:
+            nonlocal registered
+            old = state(device)
+            registered += (new == REGISTERED) - (old == REGISTERED)
+            d.state[device] = new
+            d.changes.setdefault(device, []).append((t_s, new))
+
+        def signal(t_s: float, queue: int, device: int, tag: int = NO_TAG, count: int = 1) -> None:
+            for _ in range(count):
+                d.signal_s[queue].append(t_s)
+                d.signal_tag[queue].append(tag)
+                if device >= 0:
+                    d.event_s.append(t_s)
+                    d.event_device.append(device)
+
+        def register_later(t_s: float, device: int) -> None:
+            if t_s < t1_s:
+                heapq.heappush(events, (t_s, _REGISTER, next(seq), device, 0, 0.0))
+            else:
+                d.later.append((t_s, _REGISTER, device, 0))
+
+        while events:
+            t_s, kind, _, a, b, x = heapq.heappop(events)
+            if kind == _CALL:
+                device = self._pick_device(a, primary, d, registered)
+                if in_yellow:
+                    d.calls_rejected += 1
+                    signal(t_s, NORMAL, device, count=load.rejection_signals_per_call)
+                    continue
+                call_id = self._next_call_id + d.calls_accepted
+                d.new_calls[call_id] = (device, float(primary.call_holding_s[a]))
+                d.calls_accepted += 1
+                signal(t_s, NORMAL, device, tag=call_id << _KIND_BITS | OFFHOOK)
+            elif kind == _COMPLETE:
+                what, ident = a & ((1 << _KIND_BITS) - 1), a >> _KIND_BITS
+                if what == OFFHOOK:
+                    device, holding_s = d.new_calls.get(ident) or self._calls_in_progress[ident]
+                    d.done_calls.append(ident)
+                    d.dial_tone_ms.append((t_s - x) * 1000.0)
+                    signal(t_s, NORMAL, device, count=self._setup_signals)
+                    if self._teardown_signals:
+                        if t_s + holding_s < t1_s:
+                            heapq.heappush(events, (t_s + holding_s, _TEARDOWN, next(seq), device,
+                                                    self._teardown_signals, 0.0))
+                        else:
+                            d.later.append((t_s + holding_s, _TEARDOWN, device, self._teardown_signals))
+                elif what == REG_INITIAL:
+                    remaining = d.remaining.get(ident, int(self._remaining[ident]))
+                    if remaining == 0 and state(ident) == REGISTERING:
+                        set_state(ident, t_s, REGISTERED)
+                    signal(t_s, LOW, ident, tag=ident << _KIND_BITS | REG_LOW, count=remaining)
+                else:  # REG_LOW
+                    remaining = d.remaining.get(ident, int(self._remaining[ident])) - 1
+                    d.remaining[ident] = remaining
+                    if remaining == 0 and state(ident) == REGISTERING:
+                        set_state(ident, t_s, REGISTERED)
+            elif kind == _REGISTER:
+                if state(a) == UNREGISTERED:
+                    set_state(a, t_s, REGISTERING)
+                    d.remaining[a] = devices.registration_signals - 1
+                    signal(t_s, LOWEST, a, tag=a << _KIND_BITS | REG_INITIAL)
+            elif kind == _TEARDOWN:
+                signal(t_s, NORMAL, a, count=b)
+            else:  # _CLOSE
+                if state(a) != UNREGISTERED:
+                    set_state(a, t_s, UNREGISTERED)
+                register_later(t_s + devices.throttled_reregister_delay_s, a)
+        d.registered_delta = registered - self.registered_devices
+        d.keepalive_keep = self._registered_at(primary.keepalive_s, primary.keepalive_device, d)
+        d.chatty_keep = [self._registered_at(times_s, ids, d) for times_s, ids in primary.chatty]
+        return d
+
+    def _registered_at(self, times_s: np.ndarray, ids: np.ndarray, d: _Decisions) -> np.ndarray:
+        """For each device event (time, device): was the device registered then?"""
+        keep: np.ndarray = self.device_state[ids] == REGISTERED
+        for device, changes in d.changes.items():
+            mine = np.flatnonzero(ids == device)
+            if len(mine):
+                change_s = np.array([t for t, _ in changes])
+                states = np.array([int(self.device_state[device])] + [s for _, s in changes])
+                # An event at a change's own time came before it (the event that closed a device was sent).
+                keep[mine] = states[np.searchsorted(change_s, times_s[mine], side="left")] == REGISTERED
+        return keep
+
+    def _pick_device(self, call: int, primary: _Primary, d: _Decisions, registered: int) -> int:
+        """A uniformly random device registered now, -1 if none.
+
+        Rejection sampling, as the per-signal engine: the first registered of the call's candidates; if
+        none is, the registered device of rank fallback x count (uniform too).
+        """
+        if not registered:
+            return -1
+        for device in primary.call_candidates[call].tolist():
+            if d.state.get(device, int(self.device_state[device])) == REGISTERED:
+                return int(device)
+        mask = self.device_state == REGISTERED
+        for device, new in d.state.items():
+            mask[device] = new == REGISTERED
+        everyone = np.flatnonzero(mask)
+        return int(everyone[int(primary.call_fallback[call] * len(everyone))])
+
+    # ------------------------------------------------------------------ SCCP
+    def _block_events(self, primary: _Primary, d: _Decisions) -> tuple[np.ndarray, np.ndarray]:
+        """Every device event of the block (time, device), in time order."""
+        assert d.keepalive_keep is not None
+        times = [np.array(d.event_s), primary.keepalive_s[d.keepalive_keep]]
+        ids = [np.array(d.event_device, dtype=np.int64), primary.keepalive_device[d.keepalive_keep]]
+        for (chatty_s, chatty_ids), keep in zip(primary.chatty, d.chatty_keep, strict=True):
+            times.append(chatty_s[keep])
+            ids.append(chatty_ids[keep])
+        all_s, all_ids = np.concatenate(times), np.concatenate(ids).astype(np.int64)
+        order = np.argsort(all_s, kind="stable")
+        return all_s[order], all_ids[order]
+
+    def _sccp_closures(self, t0_s: float, primary: _Primary, d: _Decisions) -> list[tuple[float, int, int]]:
+        """Devices the limiter closes in the block: (time, device, events in window), in time order."""
+        limit = self.scenario.throttling.max_events_allowed
+        if limit == 0:
+            return []
+        recent = sum(len(ids) for _, _, ids in self._sccp_ring)
+        assert d.keepalive_keep is not None
+        block_events = len(d.event_s) + int(np.count_nonzero(d.keepalive_keep)) + sum(
+            int(np.count_nonzero(keep)) for keep in d.chatty_keep
+        )
+        if recent + block_events <= limit:
+            return []  # no device can have more than `limit` events in any window
+        times_s, ids = self._block_events(primary, d)
+        ring_s = np.concatenate([t for _, t, _ in self._sccp_ring] + [times_s])
+        ring_ids = np.concatenate([i for _, _, i in self._sccp_ring] + [ids])
+        counts = np.bincount(ring_ids)
+        closures = []
+        for device in np.flatnonzero(counts > limit).tolist():
+            mine_s = ring_s[ring_ids == device]
+            since_s = self._last_close_s.get(device, -math.inf)
+            while True:
+                events_s = mine_s[mine_s > since_s]
+                in_window = np.arange(len(events_s)) - np.searchsorted(events_s, events_s - SCCP_WINDOW_S,
+                                                                       side="right") + 1
+                over = np.flatnonzero((in_window > limit) & (events_s >= t0_s))
+                if not len(over):
+                    break
+                close_s = float(events_s[over[0]])
+                closures.append((close_s, device, int(in_window[over[0]])))
+                since_s = close_s
+        closures.sort()
+        return closures
+
+    # ---------------------------------------------------------------- commit
+    def _commit(self, t0_s: float, t1_s: float, plan: BlockPlan, primary: _Primary, d: _Decisions) -> None:
+        commit(self.router, plan, self.draws)
+        self._last_plan = plan
+        second = self._second
+        processed = 0
+        if self._uncounted_end_s is not None and self._uncounted_end_s < t1_s:
+            processed += 1
+            self._uncounted_end_s = None
+        carried = None
+        for queue, served in enumerate(plan.served):
+            if not served.count:
+                continue
+            waits_s = np.maximum(served.start_s - served.arrival_s, 0.0)
+            self.wait_ms_by_priority[queue].add_many(waits_s * 1000.0)
+            second["wait_s"] += float(waits_s.sum())
+            second["starts"] += served.count
+            ended = int(np.count_nonzero(served.end_s < t1_s))
+            processed += ended
+            if ended < served.count:  # the one still in service at t1
+                last = int(np.argmax(served.end_s))
+                self._uncounted_end_s = float(served.end_s[last])
+                if served.tags[last] != NO_TAG:
+                    carried = (float(served.end_s[last]), int(served.tags[last]), float(served.arrival_s[last]))
+        if self._carried is not None and self._carried[0] >= t1_s:
+            carried = self._carried
+        self._carried = carried
+        second["processed"] += processed
+        self.signals_processed += processed
+
+        for device, new in d.state.items():
+            self.device_state[device] = new
+        for device, remaining in d.remaining.items():
+            self._remaining[device] = remaining
+        self.registered_devices += d.registered_delta
+        self.calls_accepted += d.calls_accepted
+        self.calls_rejected_throttled += d.calls_rejected
+        second["rejected"] += d.calls_rejected
+        self._calls_in_progress.update(d.new_calls)
+        for call_id in d.done_calls:
+            self._calls_in_progress.pop(call_id, None)
+        self._next_call_id += d.calls_accepted
+        if d.dial_tone_ms:
+            self.dial_tone_delay_ms.add_many(np.array(d.dial_tone_ms))
+        for t_s, kind, device, count in d.later:
+            heapq.heappush(self._timed, (t_s, kind, next(self._seq), device, count))
+        limit = self.scenario.throttling.max_events_allowed
+        if limit:
+            for close_s, device, total in d.closures:
+                self.skinny_devices_throttled += 1
+                self._last_close_s[device] = close_s
+                self.alarms.append(Alarm(DEVICE_CLOSE_MAX_EVENTS_EXCEEDED, close_s, {
+                    "DeviceName": f"SEP{device:012X}",
+                    "TotalEventsReceived": total,
+                    "MaxEventsAllowed": limit,
+                    "NumberOfSkinnyDeviceThrottled": self.skinny_devices_throttled,
+                }))
+            times_s, ids = self._block_events(primary, d)
+            self._sccp_ring.append((t1_s, times_s, ids))
+            while self._sccp_ring and self._sccp_ring[0][0] <= t1_s - SCCP_WINDOW_S - 1.0:
+                self._sccp_ring.pop(0)
+
+    # ------------------------------------------------------------- restarts
+    def _code_red(self, now_s: float) -> None:
+        lost = crash(self.router, now_s)
+        self.signals_lost_restart += lost
+        self._carried = None
+        self._uncounted_end_s = None
+        self._up = False
+        self._back_at_s = now_s + self.scenario.node.restart_duration_s
+        self._lost_in_restart = lost
+        self.device_state[:] = UNREGISTERED
+        self._remaining[:] = 0
+        self.registered_devices = 0
+        self._calls_in_progress.clear()
+        self._timed.clear()
+        self._sccp_ring.clear()
+        self._last_close_s.clear()
+
+    def _back_online(self, now_s: float) -> None:
+        self._up = True
+        self._back_at_s = None
+        self.throttle.reset()
+        self.alarms.append(Alarm(CALLMANAGER_ONLINE, now_s, {
+            "SignalsLostInRestart": self._lost_in_restart,
+            "RestartDuration": self.scenario.node.restart_duration_s,
+        }))
+        if len(self.device_state):
+            self._registration_storm(now_s)
+
+    # --------------------------------------------------------------- sampler
+    def _sample(self, row: int) -> None:
+        """The end of second row + 1: the expected-delay sample, throttling, the timeline row."""
+        now_s = float(row + 1)
+        state_during_second = self.throttle.state
+        second = self._second
+        plan = self._last_plan if self._up else None
+        if second["starts"]:
+            expected_delay_ms = second["wait_s"] / second["starts"] * 1000.0
+        elif plan is not None and plan.oldest_waiting_s is not None:
+            expected_delay_ms = (now_s - plan.oldest_waiting_s) * 1000.0
+        else:
+            expected_delay_ms = 0.0
+        average_ms, sample_activity = 0.0, 0
+        raised: list[Alarm] = []
+        if self._up:
+            raised = self.throttle.observe(now_s, expected_delay_ms)
+            average_ms = self.throttle.average_expected_delay_ms
+            sample_activity = self.throttle.throttling_sample_activity
+        self.max_average_expected_delay_ms = max(self.max_average_expected_delay_ms, average_ms)
+        depths = [len(queue) for queue in self.router.queues]
+
+        timeline = self.timeline
+        self.states[row] = state_during_second.value
+        timeline["t_s"][row] = now_s
+        timeline["expected_delay_ms"][row] = expected_delay_ms
+        timeline["average_expected_delay_ms"][row] = average_ms
+        timeline["throttling_sample_activity"][row] = sample_activity
+        timeline["queue_high"][row] = depths[HIGH]
+        timeline["queue_normal"][row] = depths[NORMAL]
+        timeline["queue_low"][row] = depths[LOW]
+        timeline["queue_lowest"][row] = depths[LOWEST]
+        timeline["signals_processed"][row] = second["processed"]
+        timeline["calls_attempted"][row] = second["attempted"]
+        timeline["calls_rejected"][row] = second["rejected"]
+        timeline["skinny_devices_throttled"][row] = self.skinny_devices_throttled
+        timeline["registered_devices"][row] = self.registered_devices
+        timeline["capacity_factor"][row] = capacity_factor_at(self._breakpoints, now_s)
+        self._second = {"wait_s": 0.0, "starts": 0, "processed": 0, "attempted": 0, "rejected": 0}
+        for alarm in raised:
+            self._raise(alarm, now_s, depths)
+
+    def _raise(self, alarm: Alarm, now_s: float, depths: list[int]) -> None:
+        extra: dict[str, float | int | str] = {
+            "HighPriorityQueueDepth": depths[HIGH],
+            "NormalPriorityQueueDepth": depths[NORMAL],
+            "LowPriorityQueueDepth": depths[LOW],
+            "LowestPriorityQueueDepth": depths[LOWEST],
+        }
+        if alarm.name == CODE_YELLOW_ENTRY:
+            self._rejected_at_code_yellow_entry = self.calls_rejected_throttled
+        else:
+            extra["NumberOfCallsRejectedDueToCallThrottling"] = (
+                self.calls_rejected_throttled - self._rejected_at_code_yellow_entry
+            )
+        self.alarms.append(alarm.with_params(**extra))
+        if alarm.name == CODE_RED_ENTRY:
+            self._code_red(now_s)
