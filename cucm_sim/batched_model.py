@@ -46,6 +46,7 @@ from cucm_sim.schema import PRIORITIES, Priority, Scenario, SignalBurst
 from cucm_sim.sdl_batch import (
     NO_TAG,
     QUEUES,
+    TIE_S,
     Arrivals,
     BlockPlan,
     RouterState,
@@ -53,6 +54,7 @@ from cucm_sim.sdl_batch import (
     commit,
     crash,
     serve_block,
+    tagged_ends_one_by_one,
 )
 from cucm_sim.stats import LogHistogram
 from cucm_sim.throttling import ThrottleState, ThrottleStateMachine
@@ -74,6 +76,9 @@ CANDIDATES_PER_CALL = 4
 
 MAX_PASSES = 100_000
 """A block needing more passes than this is a bug, not a load: each pass learns one follow-on at least."""
+
+FAST_PASSES = 3
+"""Vectorized passes before a block is played one signal at a time to find its handled signals."""
 
 _STREAM_NAMES = (
     "service", "background", "calls", "holding", "devices", "keepalive_phase", "chatty", "bursts", "registration",
@@ -119,6 +124,16 @@ class _Decisions:
     """SCCP closures in the block: (time, device, events in window)."""
     keepalive_keep: np.ndarray | None = None
     chatty_keep: list[np.ndarray] = field(default_factory=list)
+
+
+def _same_completions(a: list[tuple[float, int, float]], b: list[tuple[float, int, float]]) -> bool:
+    """The same handled signals, at the same times to within `TIE_S` (the two paths round differently)."""
+    if len(a) != len(b):
+        return False
+    return all(
+        tag_a == tag_b and abs(end_a - end_b) <= TIE_S and abs(arrival_a - arrival_b) <= TIE_S
+        for (end_a, tag_a, arrival_a), (end_b, tag_b, arrival_b) in zip(a, b, strict=True)
+    )
 
 
 class BatchedNodeModel:
@@ -283,6 +298,7 @@ class BatchedNodeModel:
         if self._carried is not None and self._carried[0] < t1_s:
             completions.append(self._carried)
         closures: list[tuple[float, int, int]] = []
+        fast_passes = FAST_PASSES
         for _ in range(MAX_PASSES):
             self.passes += 1
             decisions = self._decide(t0_s, t1_s, primary, completions, closures)
@@ -293,12 +309,31 @@ class BatchedNodeModel:
                 continue
             plan = serve_block(self.router, t0_s, t1_s, self._arrivals(primary, decisions), self.draws, capacity)
             found = self._completions(plan, t1_s)
-            if found == completions:
+            if _same_completions(found, completions):
                 break
-            completions = found
+            if fast_passes:
+                fast_passes -= 1
+                completions = found
+                continue
+            # A chain of follow-ons (a registration storm): play the block one signal at a time, from the
+            # arrivals the latest pass implies less the follow-ons the one-by-one path queues itself.
+            unfollowed = self._decide(t0_s, t1_s, primary, found, closures, follow_ons=False)
+            carried = [c for c in [self._carried] if c is not None and c[0] < t1_s]
+            completions = sorted(carried + tagged_ends_one_by_one(
+                self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity, self._follow_ons
+            ))
         else:
             raise RuntimeError(f"block [{t0_s}, {t1_s}) did not settle in {MAX_PASSES} passes")
         self._commit(t0_s, t1_s, plan, primary, decisions)
+
+    def _follow_ons(self, tag: int) -> list[tuple[int, int, int]]:
+        """What a handled tagged signal queues at once (as `_decide` does): for the one-by-one path."""
+        kind, ident = tag & ((1 << _KIND_BITS) - 1), tag >> _KIND_BITS
+        if kind == OFFHOOK:
+            return [(NORMAL, self._setup_signals, NO_TAG)]
+        if kind == REG_INITIAL:
+            return [(LOW, self.scenario.devices.registration_signals - 1, ident << _KIND_BITS | REG_LOW)]
+        return []
 
     def _completions(self, plan: BlockPlan, t1_s: float) -> list[tuple[float, int, float]]:
         """Tagged signals whose service ends in the block: (end, tag, arrival), in end order."""
@@ -346,9 +381,13 @@ class BatchedNodeModel:
     # ------------------------------------------------------- sparse events
     def _decide(
         self, t0_s: float, t1_s: float, primary: _Primary, completions: list[tuple[float, int, float]],
-        closures: list[tuple[float, int, int]],
+        closures: list[tuple[float, int, int]], follow_ons: bool = True,
     ) -> _Decisions:
-        """Play the block's sparse events in time order, given the handled signals and SCCP closures."""
+        """Play the block's sparse events in time order, given the handled signals and SCCP closures.
+
+        With `follow_ons` False, the signals handled in the block queue none of their immediate follow-ons
+        (the one-by-one path queues those itself); the one in service when the block began still does.
+        """
         d = _Decisions()
         events: list[tuple[float, int, int, int, int, float]] = []  # (t, kind, seq, a, b, x)
         seq = itertools.count()
@@ -403,11 +442,12 @@ class BatchedNodeModel:
                 signal(t_s, NORMAL, device, tag=call_id << _KIND_BITS | OFFHOOK)
             elif kind == _COMPLETE:
                 what, ident = a & ((1 << _KIND_BITS) - 1), a >> _KIND_BITS
+                immediate = follow_ons or (t_s, a, x) == self._carried
                 if what == OFFHOOK:
                     device, holding_s = d.new_calls.get(ident) or self._calls_in_progress[ident]
                     d.done_calls.append(ident)
                     d.dial_tone_ms.append((t_s - x) * 1000.0)
-                    signal(t_s, NORMAL, device, count=self._setup_signals)
+                    signal(t_s, NORMAL, device, count=self._setup_signals if immediate else 0)
                     if self._teardown_signals:
                         if t_s + holding_s < t1_s:
                             heapq.heappush(events, (t_s + holding_s, _TEARDOWN, next(seq), device,
@@ -418,7 +458,7 @@ class BatchedNodeModel:
                     remaining = d.remaining.get(ident, int(self._remaining[ident]))
                     if remaining == 0 and state(ident) == REGISTERING:
                         set_state(ident, t_s, REGISTERED)
-                    signal(t_s, LOW, ident, tag=ident << _KIND_BITS | REG_LOW, count=remaining)
+                    signal(t_s, LOW, ident, tag=ident << _KIND_BITS | REG_LOW, count=remaining if immediate else 0)
                 else:  # REG_LOW
                     remaining = d.remaining.get(ident, int(self._remaining[ident])) - 1
                     d.remaining[ident] = remaining

@@ -27,7 +27,9 @@ Times are seconds; service draws are milliseconds at full speed, divided by the 
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -304,3 +306,69 @@ def crash(state: RouterState, now_s: float) -> int:
         queue.clear()
     state.busy_until_s = now_s
     return lost
+
+
+FollowOns = Callable[[int], list[tuple[int, int, int]]]
+"""For a handled signal's tag: what it queues the moment its service ends, as (queue, count, tag)."""
+
+
+def tagged_ends_one_by_one(
+    state: RouterState, t0_s: float, t1_s: float, arrivals: Arrivals, draws: ServiceDraws, capacity_factor: float,
+    follow_ons: FollowOns,
+) -> list[tuple[float, int, float]]:
+    """(end, tag, arrival) of the tagged signals whose service ends in the block, one signal at a time.
+
+    The slow exact path, for blocks whose follow-on signals chain (a registration storm: each handled
+    initial request queues low-priority signals that go before the next request), where the caller's
+    fixed point would learn one follow-on per pass.  Plays the services in order, queuing each tagged
+    signal's follow-ons at its end, as the per-signal engine does.  Changes nothing.
+    """
+    scale = 1.0 / (1000.0 * capacity_factor)
+    free_s = max(t0_s, state.busy_until_s)
+    # No signal can start in the block behind more services than fit in it.
+    reach = 64
+    while reach < 1 << 26 and free_s + float(draws.peek(reach).sum()) * scale < t1_s:
+        reach *= 2
+    service_ms = draws.peek(reach).tolist()
+    queues: list[deque[tuple[float, int]]] = []
+    for queue in state.queues:
+        times_s, tags = queue.peek(min(len(queue), reach))
+        queues.append(deque(zip(times_s.tolist(), tags.tolist(), strict=True)))
+    incoming = sorted(
+        (t, q, tag)
+        for q in range(QUEUES)
+        for t, tag in zip(arrivals.times_s[q].tolist(), arrivals.tags[q].tolist(), strict=True)
+    )
+    follow: list[tuple[float, int, int, int]] = []  # heap of (t, seq, queue, tag)
+    seq = 0
+    ends: list[tuple[float, int, float]] = []
+    p = k = 0
+    while k < reach:
+        while p < len(incoming) and incoming[p][0] <= free_s + TIE_S:
+            queues[incoming[p][1]].append((incoming[p][0], incoming[p][2]))
+            p += 1
+        while follow and follow[0][0] <= free_s + TIE_S:
+            t_s, _, q, tag = heapq.heappop(follow)
+            queues[q].append((t_s, tag))
+        if not any(queues):
+            upcoming = [incoming[p][0]] if p < len(incoming) else []
+            upcoming += [follow[0][0]] if follow else []
+            if not upcoming:
+                break
+            free_s = min(upcoming)
+            continue
+        if free_s >= t1_s:
+            break
+        q = next(q for q in range(QUEUES) if queues[q])
+        arrival_s, tag = queues[q].popleft()
+        end_s = free_s + service_ms[k] * scale
+        k += 1
+        if tag != NO_TAG:
+            if end_s < t1_s:
+                ends.append((end_s, tag, arrival_s))
+            for follow_queue, count, follow_tag in follow_ons(tag):
+                for _ in range(count):
+                    heapq.heappush(follow, (end_s, seq, follow_queue, follow_tag))
+                    seq += 1
+        free_s = end_s
+    return sorted(ends)

@@ -18,13 +18,14 @@ LAYERS: dict[str, int] = {
     "alarms": 0, "errors": 0, "timeline": 0, "stats": 0, "distributions": 0, "seeds": 0,
     "throttling": 1, "sccp": 1, "metrics": 1, "sdl_batch": 1,
     "schema": 2,
-    "profiles": 3, "loader": 3, "narrative": 3, "batch_sources": 3,
-    "model": 4, "batched_model": 4,
-    "runner": 5,
-    "check": 6,
-    "plotting": 6,
-    "output": 7, "junit": 7,
-    "cli": 8, "__init__": 8, "pytest_plugin": 8,
+    "profiles": 3, "loader": 3, "narrative": 3,
+    "batch_sources": 4,
+    "model": 5, "batched_model": 5,
+    "runner": 6,
+    "check": 7,
+    "plotting": 7,
+    "output": 8, "junit": 8,
+    "cli": 9, "__init__": 9, "pytest_plugin": 9,
 }
 ONLY_IN = {"simpy": {"model", "batched_model"}, "matplotlib": {"plotting"}}
 

@@ -15,7 +15,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cucm_sim.sdl_batch import QUEUES, TIE_S, Arrivals, RouterState, ServiceDraws, commit, crash, serve_block
+from cucm_sim.sdl_batch import (
+    NO_TAG,
+    QUEUES,
+    TIE_S,
+    Arrivals,
+    RouterState,
+    ServiceDraws,
+    commit,
+    crash,
+    serve_block,
+    tagged_ends_one_by_one,
+)
 
 
 class _Fixed:
@@ -146,3 +157,70 @@ def test_a_follow_on_signal_at_a_service_end_is_there_for_the_next_slot() -> Non
         normal_s = np.concatenate(([t0_s], plan.served[1].end_s[:chain]))
     assert plan.served[1].count == chain
     assert plan.served[3].start_s[0] == pytest.approx(t0_s + sum(service_ms[:chain]) / 1000.0, abs=1e-9)
+
+
+def _fixed_point_ends(
+    state: RouterState, t0_s: float, t1_s: float, base: list[list[tuple[float, int]]], draws: ServiceDraws,
+    follow: dict[int, tuple[int, int, int]],
+) -> list[tuple[float, int, float]]:
+    """Tagged ends by iterating serve_block, adding each handled signal's follow-ons at its end."""
+    ends: list[tuple[float, int, float]] = []
+    for _ in range(1000):
+        signals = [list(queue) for queue in base]
+        for end_s, tag, _ in ends:
+            queue, count, follow_tag = follow.get(tag, (0, 0, NO_TAG))
+            signals[queue].extend([(end_s, follow_tag)] * count)
+        for queue in signals:
+            queue.sort()
+        block = Arrivals(
+            [np.array([t for t, _ in queue]) for queue in signals],
+            [np.array([tag for _, tag in queue], dtype=np.int64) for queue in signals],
+        )
+        plan = serve_block(state, t0_s, t1_s, block, draws, 1.0)
+        found = sorted(
+            (e, tag, a)
+            for served in plan.served
+            for e, tag, a in zip(served.end_s.tolist(), served.tags.tolist(), served.arrival_s.tolist(), strict=True)
+            if tag != NO_TAG and e < t1_s
+        )
+        if [tag for _, tag, _ in found] == [tag for _, tag, _ in ends] and np.allclose(
+            [(e, a) for e, _, a in found], [(e, a) for e, _, a in ends], rtol=0, atol=1e-9
+        ):
+            return found
+        ends = found
+    raise AssertionError("no fixed point")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lowest=st.lists(st.floats(0.0, 0.5, allow_nan=False), min_size=1, max_size=15),
+    normal=st.lists(st.floats(0.0, 0.999, allow_nan=False), max_size=60),
+    follow_count=st.integers(1, 6),
+    seed=st.integers(0, 2**32 - 1),
+    t0_s=st.sampled_from([0.0, 1000.0]),
+)
+def test_one_by_one_equals_the_fixed_point_of_blocks(
+    lowest: list[float], normal: list[float], follow_count: int, seed: int, t0_s: float
+) -> None:
+    # A registration storm in miniature: each lowest signal, handled, queues `follow_count` low ones
+    # (tagged, no follow-ons of their own) that go before the next lowest signal.
+    base: list[list[tuple[float, int]]] = [
+        [], [(t0_s + t, NO_TAG) for t in sorted(normal)], [], [(t0_s + t, 10 + i) for i, t in enumerate(sorted(lowest))]
+    ]
+    follow = {10 + i: (2, follow_count, 1000 + i) for i in range(len(lowest))}
+    service_ms = np.random.default_rng(seed).exponential(5.0, 4000).tolist()
+    state = RouterState.idle()
+    state.busy_until_s = t0_s
+    draws = ServiceDraws(_Fixed(service_ms), np.random.default_rng(0))  # type: ignore[arg-type]
+    iterated = _fixed_point_ends(state, t0_s, t0_s + 1, base, draws, follow)
+    block = Arrivals(
+        [np.array([t for t, _ in queue]) for queue in base],
+        [np.array([tag for _, tag in queue], dtype=np.int64) for queue in base],
+    )
+    one_by_one = tagged_ends_one_by_one(
+        state, t0_s, t0_s + 1, block, draws, 1.0, lambda tag: [follow[tag]] if tag in follow else []
+    )
+    assert [tag for _, tag, _ in one_by_one] == [tag for _, tag, _ in iterated]
+    assert [x for e, _, a in one_by_one for x in (e, a)] == pytest.approx(
+        [x for e, _, a in iterated for x in (e, a)], abs=1e-9
+    )
