@@ -54,6 +54,7 @@ from cucm_sim.sdl_batch import (
     commit,
     crash,
     serve_block,
+    serve_fifo_block,
     tagged_ends_one_by_one,
 )
 from cucm_sim.stats import LogHistogram
@@ -82,6 +83,7 @@ FAST_PASSES = 3
 
 _STREAM_NAMES = (
     "service", "background", "calls", "holding", "devices", "keepalive_phase", "chatty", "bursts", "registration",
+    "follow_on_service",
 )
 
 
@@ -125,6 +127,16 @@ class _Decisions:
     keepalive_keep: np.ndarray | None = None
     chatty_keep: list[np.ndarray] = field(default_factory=list)
 
+    def same_arrivals(self, other: _Decisions) -> bool:
+        """Whether these decisions queue exactly the signals `other` does."""
+        assert self.keepalive_keep is not None and other.keepalive_keep is not None
+        return (
+            self.signal_s == other.signal_s
+            and self.signal_tag == other.signal_tag
+            and np.array_equal(self.keepalive_keep, other.keepalive_keep)
+            and all(np.array_equal(a, b) for a, b in zip(self.chatty_keep, other.chatty_keep, strict=True))
+        )
+
 
 def _same_completions(a: list[tuple[float, int, float]], b: list[tuple[float, int, float]]) -> bool:
     """The same handled signals, at the same times to within `TIE_S` (the two paths round differently)."""
@@ -151,6 +163,7 @@ class BatchedNodeModel:
         self.dial_tone_delay_ms = LogHistogram()
         self.router = RouterState.idle()
         self.draws = ServiceDraws(scenario.node.signal_service_time_ms, self.rngs["service"])
+        self.follow_draws = ServiceDraws(scenario.node.signal_service_time_ms, self.rngs["follow_on_service"])
         self._breakpoints = capacity_breakpoints(scenario)
         self._cut_times_s = sorted(t for t, _ in self._breakpoints if t > 0)
 
@@ -299,20 +312,37 @@ class BatchedNodeModel:
             completions.append(self._carried)
         closures: list[tuple[float, int, int]] = []
         fast_passes = FAST_PASSES
+        fifo = self._normal_only(primary)
+        served: tuple[_Decisions, BlockPlan] | None = None  # the last FIFO plan and what it was made from
         for _ in range(MAX_PASSES):
             self.passes += 1
-            decisions = self._decide(t0_s, t1_s, primary, completions, closures)
+            decisions = self._decide(t0_s, t1_s, primary, completions, closures, follow_ons=not fifo)
             decisions.closures = closures
             new_closures = self._sccp_closures(t0_s, primary, decisions)
             if new_closures != closures:
                 closures = new_closures
                 continue
-            plan = serve_block(self.router, t0_s, t1_s, self._arrivals(primary, decisions), self.draws, capacity)
+            if fifo and any(decisions.signal_s[q] for q in (HIGH, LOW, LOWEST)):
+                fifo, served = False, None  # a registration began: the general path
+                continue
+            if fifo:
+                if served is not None and decisions.same_arrivals(served[0]):
+                    plan = served[1]  # same arrivals, same plan: its handled signals are `completions`
+                    break
+                plan = serve_fifo_block(
+                    self.router, NORMAL, t0_s, t1_s, self._arrivals(primary, decisions), self.draws,
+                    self.follow_draws, capacity, self._follow_ons,
+                )
+                served = (decisions, plan)
+            else:
+                plan = serve_block(
+                    self.router, t0_s, t1_s, self._arrivals(primary, decisions), self.draws, capacity
+                )
             found = self._completions(plan, t1_s)
             if _same_completions(found, completions):
                 break
-            if fast_passes:
-                fast_passes -= 1
+            if fifo or fast_passes:
+                fast_passes -= 0 if fifo else 1
                 completions = found
                 continue
             # A chain of follow-ons (a registration storm): play the block one signal at a time, from the
@@ -325,6 +355,20 @@ class BatchedNodeModel:
         else:
             raise RuntimeError(f"block [{t0_s}, {t1_s}) did not settle in {MAX_PASSES} passes")
         self._commit(t0_s, t1_s, plan, primary, decisions)
+
+    def _normal_only(self, primary: _Primary) -> bool:
+        """Whether only the normal queue can have work in this block (then `serve_fifo_block` serves it)."""
+        if any(len(self.router.queues[q]) for q in (HIGH, LOW, LOWEST)):
+            return False
+        if any(len(primary.plain_s[q]) for q in (HIGH, LOW, LOWEST)):
+            return False
+        if len(primary.keepalive_s) and self._keepalive_queue != NORMAL:
+            return False
+        if any(len(times_s) and queue != NORMAL for (times_s, _), (_, _, _, queue) in zip(
+                primary.chatty, self._chatty, strict=True)):
+            return False
+        carried_kind = self._carried[1] & ((1 << _KIND_BITS) - 1) if self._carried is not None else OFFHOOK
+        return carried_kind == OFFHOOK and not any(kind == _REGISTER for _, kind, _, _, _ in primary.due)
 
     def _follow_ons(self, tag: int) -> list[tuple[int, int, int]]:
         """What a handled tagged signal queues at once (as `_decide` does): for the one-by-one path."""
@@ -414,13 +458,14 @@ class BatchedNodeModel:
             d.state[device] = new
             d.changes.setdefault(device, []).append((t_s, new))
 
-        def signal(t_s: float, queue: int, device: int, tag: int = NO_TAG, count: int = 1) -> None:
-            for _ in range(count):
-                d.signal_s[queue].append(t_s)
-                d.signal_tag[queue].append(tag)
-                if device >= 0:
-                    d.event_s.append(t_s)
-                    d.event_device.append(device)
+        def signal(t_s: float, queue: int, device: int, tag: int = NO_TAG, count: int = 1, queued: bool = True) -> None:
+            """`count` signals caused by `device` (-1: none); `queued` False: the server queues them itself."""
+            if queued:
+                d.signal_s[queue].extend([t_s] * count)
+                d.signal_tag[queue].extend([tag] * count)
+            if device >= 0:
+                d.event_s.extend([t_s] * count)
+                d.event_device.extend([device] * count)
 
         def register_later(t_s: float, device: int) -> None:
             if t_s < t1_s:
@@ -447,7 +492,7 @@ class BatchedNodeModel:
                     device, holding_s = d.new_calls.get(ident) or self._calls_in_progress[ident]
                     d.done_calls.append(ident)
                     d.dial_tone_ms.append((t_s - x) * 1000.0)
-                    signal(t_s, NORMAL, device, count=self._setup_signals if immediate else 0)
+                    signal(t_s, NORMAL, device, count=self._setup_signals, queued=immediate)
                     if self._teardown_signals:
                         if t_s + holding_s < t1_s:
                             heapq.heappush(events, (t_s + holding_s, _TEARDOWN, next(seq), device,
@@ -458,7 +503,7 @@ class BatchedNodeModel:
                     remaining = d.remaining.get(ident, int(self._remaining[ident]))
                     if remaining == 0 and state(ident) == REGISTERING:
                         set_state(ident, t_s, REGISTERED)
-                    signal(t_s, LOW, ident, tag=ident << _KIND_BITS | REG_LOW, count=remaining if immediate else 0)
+                    signal(t_s, LOW, ident, tag=ident << _KIND_BITS | REG_LOW, count=remaining, queued=immediate)
                 else:  # REG_LOW
                     remaining = d.remaining.get(ident, int(self._remaining[ident])) - 1
                     d.remaining[ident] = remaining
@@ -557,7 +602,7 @@ class BatchedNodeModel:
 
     # ---------------------------------------------------------------- commit
     def _commit(self, t0_s: float, t1_s: float, plan: BlockPlan, primary: _Primary, d: _Decisions) -> None:
-        commit(self.router, plan, self.draws)
+        commit(self.router, plan, self.draws, self.follow_draws)
         self._last_plan = plan
         second = self._second
         processed = 0

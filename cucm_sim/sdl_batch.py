@@ -28,6 +28,8 @@ Times are seconds; service draws are milliseconds at full speed, divided by the 
 from __future__ import annotations
 
 import heapq
+import math
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +49,9 @@ TIE_S = 1e-9
 wait); its wait can then read up to 1 ns below zero, which the model clamps."""
 
 _DRAW_BLOCK = 1 << 16
+
+FollowOns = Callable[[int], list[tuple[int, int, int]]]
+"""For a handled signal's tag: what it queues the moment its service ends, as (queue, count, tag)."""
 
 
 class ServiceDraws:
@@ -165,8 +170,8 @@ class BlockPlan:
 
     t0_s: float
     t1_s: float
-    slots: int
-    """Services started in the block."""
+    consumed: int
+    """Service draws used (services started in the block, follow-ons of `serve_fifo_block` apart)."""
     served: list[ServedQueue]
     busy_until_s: float
     """When the thread finishes its last service started so far (<= t1_s: idle at t1_s)."""
@@ -174,7 +179,10 @@ class BlockPlan:
     """Signals waiting per queue at t1_s (the one in service excluded)."""
     oldest_waiting_s: float | None
     """Arrival time of the longest-waiting signal at t1_s, None when none waits."""
-    _new_arrivals: Arrivals
+    unserved: list[tuple[np.ndarray, np.ndarray]]
+    """Per queue, the block's arrivals still waiting at t1_s (times, tags), to join the queue."""
+    consumed_follow: int = 0
+    """Draws used from the follow-on stream (`serve_fifo_block` only)."""
 
 
 @dataclass
@@ -285,17 +293,248 @@ def serve_block(
         else:
             candidate = float(arrivals.times_s[q][served[q].count - backlog[q]])
         oldest = candidate if oldest is None else min(oldest, candidate)
-    return BlockPlan(t0_s, t1_s, slots, served, busy_until_s, waiting, oldest, arrivals)
+    unserved = []
+    for q in range(QUEUES):
+        fresh = served[q].count - served[q].from_backlog
+        unserved.append((arrivals.times_s[q][fresh:], arrivals.tags[q][fresh:]))
+    return BlockPlan(t0_s, t1_s, slots, served, busy_until_s, waiting, oldest, unserved)
 
 
-def commit(state: RouterState, plan: BlockPlan, draws: ServiceDraws) -> None:
+def _read_ahead(draws: ServiceDraws, jobs: int, free_s: float, t1_s: float, scale: float) -> np.ndarray:
+    """Service times (s) of the next services, enough of them to pass t1_s (or all `jobs`)."""
+    expected = (t1_s - free_s) / (draws.mean_ms * scale)
+    count = min(jobs, int(expected * 1.25) + 64)
+    while True:
+        service_s: np.ndarray = draws.peek(count) * scale
+        if count == jobs or free_s + float(service_s.sum()) >= t1_s:
+            return service_s
+        count = min(jobs, count * 2)
+
+
+_Groups = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""Follow-on groups that arrive in the block: their times, the extra work just after each, the idle time
+(without follow-ons) at each, and the start of every follow-on signal in them (inf: not in the block)."""
+
+
+def _groups_alone(
+    parents: np.ndarray, group_size: np.ndarray, follow_services_s: np.ndarray, arrival_s: np.ndarray,
+    plain_end_s: np.ndarray, idle_at_start_s: np.ndarray, t1_s: float, idle_s: Callable[[np.ndarray], np.ndarray],
+    ahead_end_s: Callable[[np.ndarray], np.ndarray],
+) -> _Groups | None:
+    """The follow-on groups, vectorized, if none finds an earlier group's extra work left; else Nones."""
+    ends_s = plain_end_s[parents]
+    inside = int(np.searchsorted(ends_s >= t1_s, True))  # parents end in order; stop at the first past t1
+    ends_s, sizes = ends_s[:inside], group_size[:inside]
+    keep = sizes > 0
+    group_s, sizes = ends_s[keep], sizes[keep]
+    parent_arrival_s = arrival_s[parents[:inside][keep]]
+    first = np.cumsum(sizes) - sizes
+    total = int(sizes.sum())
+    work_s = np.add.reduceat(follow_services_s[:total], first) if total else np.empty(0)
+    idle_at_group = idle_s(group_s)
+    # No overlap: each group's extra work is gone (the thread idled that long) before the next group and
+    # before any later parent arrives.
+    if len(group_s) > 1:
+        spent = idle_at_group[1:] - idle_at_group[:-1]
+        if np.any(spent < work_s[:-1]):
+            return None
+    if len(group_s):
+        later = np.searchsorted(group_s, parent_arrival_s, side="right") - 1
+        mine = later >= 0
+        parent_idle_s = idle_at_start_s[parents[:inside][keep]]  # = idle at its arrival (FIFO)
+        if np.any(parent_idle_s[mine] - idle_at_group[later[mine]] < work_s[later[mine]]):
+            return None
+        waited_s = np.maximum(ahead_end_s(group_s) - group_s, 0.0)
+        offsets_s = np.cumsum(follow_services_s[:total]) - follow_services_s[:total] - np.repeat(
+            np.cumsum(work_s) - work_s, sizes)
+        follow_start_s = np.repeat(group_s + waited_s, sizes) + offsets_s
+    else:
+        follow_start_s = np.empty(0)
+    return group_s, work_s, idle_at_group, follow_start_s
+
+
+def _groups_in_turn(
+    parents: np.ndarray, group_size: np.ndarray, follow_services_s: np.ndarray, arrival_s: np.ndarray,
+    plain_start_s: np.ndarray, service_s: np.ndarray, idle_at_start_s: np.ndarray, t1_s: float, in_backlog: int,
+    idle_at: Callable[[float], float], ahead_end_at: Callable[[float], float],
+) -> _Groups:
+    """The follow-on groups one parent at a time: each parent is delayed by the extra work still left."""
+    group_s: list[float] = []
+    extra_after: list[float] = []
+    idle_at_group: list[float] = []
+    follow_start: list[float] = []
+    used = 0
+
+    def extra_s(t: float, idle_t: float) -> float:
+        j = bisect_right(group_s, t) - 1
+        return 0.0 if j < 0 else max(0.0, extra_after[j] - (idle_t - idle_at_group[j]))
+
+    for i, size in zip(parents.tolist(), group_size.tolist(), strict=True):
+        parent_start_s = float(plain_start_s[i])
+        if i >= in_backlog and group_s:
+            parent_start_s += extra_s(float(arrival_s[i]), float(idle_at_start_s[i]))  # idle at arrival: FIFO
+        parent_end_s = parent_start_s + float(service_s[i])
+        if parent_end_s >= t1_s:
+            break  # it and everyone after it end past the block: their follow-ons belong to the next
+        if not size:
+            continue
+        idle_t = idle_at(parent_end_s)
+        before_s = extra_s(parent_end_s, idle_t)
+        waited_s = max(0.0, ahead_end_at(parent_end_s) - parent_end_s)
+        services_s = follow_services_s[used:used + size]
+        used += size
+        follow_start.extend((parent_end_s + waited_s + before_s + np.cumsum(services_s) - services_s).tolist())
+        group_s.append(parent_end_s)
+        extra_after.append(before_s + float(services_s.sum()))
+        idle_at_group.append(idle_t)
+    return np.array(group_s), np.array(extra_after), np.array(idle_at_group), np.array(follow_start)
+
+
+def serve_fifo_block(
+    state: RouterState, queue: int, t0_s: float, t1_s: float, arrivals: Arrivals, draws: ServiceDraws,
+    follow_draws: ServiceDraws, capacity_factor: float, follow_ons: FollowOns,
+) -> BlockPlan:
+    """`serve_block` for a block where only `queue` has work, with its follow-ons, in one pass.
+
+    Follow-on signals (`follow_ons` of each tagged signal, all to `queue`) are queued at their parent's
+    end, as the per-signal engine does; they take their service times from `follow_draws`, so that they
+    do not shift anyone else's.  Their effect is then exact without iterating: in a FIFO queue, work w
+    added at time tau leaves every later start as it was plus the extra work still there, which goes
+    down only while the thread would otherwise have been idle:
+    ``E(t) = max(0, E(tau) + w - (I(t) - I(tau)))``, I the idle time of the schedule without them.
+    """
+    scale = 1.0 / (1000.0 * capacity_factor)
+    backlog = len(state.queues[queue])
+    new_s, new_tags = arrivals.times_s[queue], arrivals.tags[queue]
+    free_s = max(t0_s, state.busy_until_s)
+    jobs = backlog + len(new_s)
+    service_s = _read_ahead(draws, jobs, free_s, t1_s, scale) if jobs and free_s < t1_s else np.empty(0)
+    count = len(service_s)
+    in_backlog = min(backlog, count)
+    old_s, old_tags = state.queues[queue].peek(in_backlog)
+    arrival_s = np.concatenate((old_s, new_s[:count - in_backlog]))
+    tags = np.concatenate((old_tags, new_tags[:count - in_backlog]))
+    ready_s = arrival_s.copy()
+    ready_s[:in_backlog] = free_s
+    # The schedule without the block's follow-ons, and its idle time up to each start.
+    plain_start_s = _slot_starts(free_s, ready_s, service_s) if count else np.empty(0)
+    plain_end_s = plain_start_s + service_s
+    idle_at_start_s = plain_start_s - free_s - (np.cumsum(service_s) - service_s)
+
+    def idle_s(t: np.ndarray) -> np.ndarray:
+        """Idle time of the thread in [free_s, t], in the schedule without the block's follow-ons."""
+        started = np.searchsorted(plain_start_s, t, side="right")
+        last = np.maximum(started - 1, 0)
+        after = idle_at_start_s[last] + np.maximum(t - plain_end_s[last], 0.0) if count else np.zeros(len(t))
+        return np.where(started == 0, np.maximum(t - free_s, 0.0), after)
+
+    def ahead_end_s(t: np.ndarray) -> np.ndarray:
+        """When the signals that arrived by `t` are done, in the schedule without follow-ons (inf: not in it)."""
+        ahead = backlog + np.searchsorted(new_s, t, side="right")
+        ends = np.where(ahead > 0, plain_end_s[np.clip(ahead - 1, 0, max(count - 1, 0))], -np.inf) if count else (
+            np.full(len(t), -np.inf))
+        return np.where(ahead > count, np.inf, ends)
+
+    def idle_at(t: float) -> float:  # idle_s for one time, without array overhead
+        started = int(plain_start_s.searchsorted(t, side="right"))
+        if started == 0:
+            return max(t - free_s, 0.0)
+        return float(idle_at_start_s[started - 1]) + max(t - float(plain_end_s[started - 1]), 0.0)
+
+    def ahead_end_at(t: float) -> float:  # ahead_end_s for one time
+        ahead = backlog + int(new_s.searchsorted(t, side="right"))
+        return math.inf if ahead > count else float(plain_end_s[ahead - 1]) if ahead else -math.inf
+
+    # The tagged signals whose service ends in the block, and the follow-ons each queues then.
+    parents = np.flatnonzero(tags != NO_TAG)
+    sizes: list[int] = []
+    made_tags: list[int] = []
+    for tag in tags[parents].tolist():
+        made = []
+        for follow_queue, size, follow_tag in follow_ons(tag):
+            assert follow_queue == queue, "serve_fifo_block: a follow-on to another queue"
+            made += [follow_tag] * size
+        sizes.append(len(made))
+        made_tags += made
+    group_size = np.array(sizes, dtype=np.int64)
+    follow_services_s = follow_draws.peek(len(made_tags)) * scale
+
+    # First try: no group arrives while an earlier one's extra work is left (light load).  Then a parent
+    # ends as planned, every group waits only for the signals ahead of it, and the extra work is its own.
+    groups = _groups_alone(
+        parents, group_size, follow_services_s, arrival_s, plain_end_s, idle_at_start_s, t1_s, idle_s, ahead_end_s
+    )
+    if groups is None:  # they overlap: one parent at a time
+        groups = _groups_in_turn(
+            parents, group_size, follow_services_s, arrival_s, plain_start_s, service_s, idle_at_start_s, t1_s,
+            in_backlog, idle_at, ahead_end_at,
+        )
+    group_s, extra_after, idle_at_group, follow_start_s = groups
+    follow_s = np.repeat(group_s, group_size[:len(group_s)])
+    follow_tags = np.array(made_tags[:len(follow_s)], dtype=np.int64)
+    used_follow = len(follow_s)
+
+    # Delay the signals that arrive while a group's extra work is left.  Between a signal's arrival and its
+    # start the thread is never idle (FIFO), so the idle time at its arrival is that at its start.
+    start_s = plain_start_s
+    if len(group_s):
+        first = np.searchsorted(arrival_s, group_s, side="right")  # the first signal behind each group
+        done = np.searchsorted(idle_at_start_s, idle_at_group + extra_after, side="left")  # its work gone
+        last = np.minimum(np.maximum(done, first), np.append(first[1:], count))
+        lengths = last - first
+        if lengths.sum():
+            group_of = np.repeat(np.arange(len(group_s)), lengths)
+            index = np.arange(int(lengths.sum())) + np.repeat(first - (np.cumsum(lengths) - lengths), lengths)
+            start_s = plain_start_s.copy()
+            start_s[index] += np.maximum(
+                extra_after[group_of] - (idle_at_start_s[index] - idle_at_group[group_of]), 0.0
+            )
+    end_s = start_s + service_s
+    started = int(np.searchsorted(start_s, t1_s, side="left"))
+    follow_services_s = follow_services_s[:used_follow]
+    follow_started = int(np.count_nonzero(follow_start_s < t1_s))
+
+    served = [ServedQueue(0, 0, np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64))
+              for _ in range(QUEUES)]
+    from_backlog = min(started, backlog)
+    served[queue] = ServedQueue(
+        started + follow_started,
+        from_backlog,
+        np.concatenate((arrival_s[:started], follow_s[:follow_started])),
+        np.concatenate((start_s[:started], follow_start_s[:follow_started])),
+        np.concatenate((end_s[:started], follow_start_s[:follow_started] + follow_services_s[:follow_started])),
+        np.concatenate((tags[:started], follow_tags[:follow_started])),
+    )
+    ends = served[queue].end_s
+    busy_until_s = float(ends.max()) if len(ends) else state.busy_until_s
+    fresh = started - from_backlog
+    later_s = np.concatenate((new_s[fresh:], follow_s[follow_started:]))
+    later_tags = np.concatenate((new_tags[fresh:], follow_tags[follow_started:]))
+    order = np.argsort(later_s, kind="stable")
+    unserved = [(np.empty(0), np.empty(0, dtype=np.int64)) for _ in range(QUEUES)]
+    unserved[queue] = (later_s[order], later_tags[order])
+    waiting = [0] * QUEUES
+    waiting[queue] = backlog - from_backlog + len(later_s)
+    oldest: float | None = None
+    if backlog > from_backlog:
+        head_s, _ = state.queues[queue].peek(from_backlog + 1)
+        oldest = float(head_s[-1])
+    elif len(later_s):
+        oldest = float(later_s[order[0]])
+    return BlockPlan(t0_s, t1_s, started, served, busy_until_s, waiting, oldest, unserved, follow_started)
+
+
+def commit(
+    state: RouterState, plan: BlockPlan, draws: ServiceDraws, follow_draws: ServiceDraws | None = None
+) -> None:
     """Apply a plan: served signals leave their queues, the rest of the block's arrivals join them."""
-    draws.consume(plan.slots)
+    draws.consume(plan.consumed)
+    if plan.consumed_follow:
+        assert follow_draws is not None
+        follow_draws.consume(plan.consumed_follow)
     for q, queue in enumerate(state.queues):
-        taken = plan.served[q]
-        queue.pop(taken.from_backlog)
-        fresh = taken.count - taken.from_backlog
-        queue.push(plan._new_arrivals.times_s[q][fresh:], plan._new_arrivals.tags[q][fresh:])
+        queue.pop(plan.served[q].from_backlog)
+        queue.push(*plan.unserved[q])
     state.busy_until_s = plan.busy_until_s
 
 
@@ -306,10 +545,6 @@ def crash(state: RouterState, now_s: float) -> int:
         queue.clear()
     state.busy_until_s = now_s
     return lost
-
-
-FollowOns = Callable[[int], list[tuple[int, int, int]]]
-"""For a handled signal's tag: what it queues the moment its service ends, as (queue, count, tag)."""
 
 
 def tagged_ends_one_by_one(
