@@ -26,7 +26,7 @@ import heapq
 import itertools
 import math
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -341,6 +341,13 @@ class BatchedNodeModel:
             found = self._completions(plan, t1_s)
             if _same_completions(found, completions):
                 break
+            if fifo:  # usually the new handled signals only give dial tone: no need to decide again
+                known = set(completions)
+                if known.issubset(found):
+                    quick = self._with_dial_tones(decisions, [c for c in found if c not in known], t1_s)
+                    if quick is not None and self._sccp_closures(t0_s, primary, quick) == closures:
+                        decisions = quick
+                        break
             if fifo or fast_passes:
                 fast_passes -= 0 if fifo else 1
                 completions = found
@@ -355,6 +362,34 @@ class BatchedNodeModel:
         else:
             raise RuntimeError(f"block [{t0_s}, {t1_s}) did not settle in {MAX_PASSES} passes")
         self._commit(t0_s, t1_s, plan, primary, decisions)
+
+    def _with_dial_tones(
+        self, d: _Decisions, handled: list[tuple[float, int, float]], t1_s: float
+    ) -> _Decisions | None:
+        """`d` plus handled off-hook signals that change none of the block's arrivals; None if one would.
+
+        Such a signal gives dial tone, its set-up signals count as device events (the FIFO path queues
+        them itself) and its teardown falls after the block.  `_decide` would do the same, in more time.
+        """
+        out = replace(
+            d, event_s=list(d.event_s), event_device=list(d.event_device), done_calls=list(d.done_calls),
+            dial_tone_ms=list(d.dial_tone_ms), later=list(d.later),
+        )
+        for end_s, tag, arrival_s in handled:
+            if tag & ((1 << _KIND_BITS) - 1) != OFFHOOK:
+                return None
+            ident = tag >> _KIND_BITS
+            device, holding_s = d.new_calls.get(ident) or self._calls_in_progress[ident]
+            if self._teardown_signals and end_s + holding_s < t1_s:
+                return None
+            out.done_calls.append(ident)
+            out.dial_tone_ms.append((end_s - arrival_s) * 1000.0)
+            if device >= 0:
+                out.event_s.extend([end_s] * self._setup_signals)
+                out.event_device.extend([device] * self._setup_signals)
+            if self._teardown_signals:
+                out.later.append((end_s + holding_s, _TEARDOWN, device, self._teardown_signals))
+        return out
 
     def _normal_only(self, primary: _Primary) -> bool:
         """Whether only the normal queue can have work in this block (then `serve_fifo_block` serves it)."""

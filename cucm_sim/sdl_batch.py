@@ -200,13 +200,14 @@ class RouterState:
         return sum(len(queue) for queue in self.queues)
 
 
-def _slot_starts(free_s: float, ready_s: np.ndarray, service_s: np.ndarray) -> np.ndarray:
-    """Start times of consecutive services: signal k is ready at ready_s[k] (sorted), lasts service_s[k]."""
+def _slot_starts(free_s: float, ready_s: np.ndarray, service_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start times of consecutive services (signal k ready at ready_s[k], sorted, lasting service_s[k]),
+    and the service time before each."""
     before_s = np.empty(len(service_s))
     before_s[0] = 0.0
     np.cumsum(service_s[:-1], out=before_s[1:])
     ready_s = np.maximum(ready_s, free_s)
-    return before_s + np.maximum.accumulate(ready_s - before_s)
+    return before_s + np.maximum.accumulate(ready_s - before_s), before_s
 
 
 def _allocate(slot_s: np.ndarray, backlog: int, ready_s: np.ndarray) -> np.ndarray:
@@ -252,7 +253,7 @@ def serve_block(
         in_backlog = min(total_backlog, count)
         ready_s[:in_backlog] = free_s
         ready_s[in_backlog:] = merged_s[:count - in_backlog]
-        slot_s = _slot_starts(free_s, ready_s, service_s)
+        slot_s, _ = _slot_starts(free_s, ready_s, service_s)
         slots = int(np.searchsorted(slot_s, t1_s, side="left"))
         slot_s, service_s = slot_s[:slots], service_s[:slots]
 
@@ -417,9 +418,9 @@ def serve_fifo_block(
     ready_s = arrival_s.copy()
     ready_s[:in_backlog] = free_s
     # The schedule without the block's follow-ons, and its idle time up to each start.
-    plain_start_s = _slot_starts(free_s, ready_s, service_s) if count else np.empty(0)
+    plain_start_s, before_s = _slot_starts(free_s, ready_s, service_s) if count else (np.empty(0), np.empty(0))
     plain_end_s = plain_start_s + service_s
-    idle_at_start_s = plain_start_s - free_s - (np.cumsum(service_s) - service_s)
+    idle_at_start_s = plain_start_s - free_s - before_s
 
     def idle_s(t: np.ndarray) -> np.ndarray:
         """Idle time of the thread in [free_s, t], in the schedule without the block's follow-ons."""
