@@ -22,6 +22,7 @@ and the queues hold only the signals actually waiting.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
 import math
@@ -49,6 +50,7 @@ from cucm_sim.sdl_batch import (
     TIE_S,
     Arrivals,
     BlockPlan,
+    FollowOns,
     RouterState,
     ServiceDraws,
     commit,
@@ -81,6 +83,12 @@ MAX_PASSES = 100_000
 FAST_PASSES = 3
 """Vectorized passes before a block is played one signal at a time to find its handled signals."""
 
+SPAN_ROWS = 8
+"""Seconds computed as one block while the throttling state holds (it is checked at every second's end)."""
+
+CALM_ROWS = 16
+"""After a state change inside a span, seconds computed one at a time before spans are tried again."""
+
 _STREAM_NAMES = (
     "service", "background", "calls", "holding", "devices", "keepalive_phase", "chatty", "bursts", "registration",
     "follow_on_service",
@@ -99,8 +107,62 @@ class _Primary:
     call_candidates: np.ndarray
     call_fallback: np.ndarray
     call_holding_s: np.ndarray
-    due: list[tuple[float, int, int, int, int]]
-    """Timed events falling in the block: (t_s, kind, seq, device, count)."""
+    due: list[tuple[float, int, int, int, int]] = field(default_factory=list)
+    """Timed events falling in the block: (t_s, kind, seq, device, count); filled when it is computed."""
+
+    def window(self, t0_s: float, t1_s: float) -> _Primary:
+        """The arrivals that fall in [t0_s, t1_s)."""
+
+        def cut(times_s: np.ndarray) -> slice:
+            lo, hi = np.searchsorted(times_s, [t0_s, t1_s], side="left")
+            return slice(int(lo), int(hi))
+
+        calls = cut(self.call_s)
+        keepalives = cut(self.keepalive_s)
+        return _Primary(
+            [times_s[cut(times_s)] for times_s in self.plain_s],
+            self.keepalive_s[keepalives], self.keepalive_device[keepalives],
+            [(times_s[cut(times_s)], ids[cut(times_s)]) for times_s, ids in self.chatty],
+            self.call_s[calls], self.call_candidates[calls], self.call_fallback[calls], self.call_holding_s[calls],
+        )
+
+    @classmethod
+    def joined(cls, parts: list[_Primary]) -> _Primary:
+        """Consecutive blocks' arrivals as one block's."""
+        if len(parts) == 1:
+            return replace(parts[0], due=[])
+        return cls(
+            [np.concatenate([p.plain_s[q] for p in parts]) for q in range(QUEUES)],
+            np.concatenate([p.keepalive_s for p in parts]),
+            np.concatenate([p.keepalive_device for p in parts]),
+            [
+                (np.concatenate([p.chatty[g][0] for p in parts]), np.concatenate([p.chatty[g][1] for p in parts]))
+                for g in range(len(parts[0].chatty))
+            ],
+            np.concatenate([p.call_s for p in parts]),
+            np.concatenate([p.call_candidates for p in parts]),
+            np.concatenate([p.call_fallback for p in parts]),
+            np.concatenate([p.call_holding_s for p in parts]),
+        )
+
+
+@dataclass
+class _Rows:
+    """A block's per-second tallies: counts for each second (row) it touches, readings at each row end in it."""
+
+    first_row: int
+    starts: np.ndarray
+    wait_s: np.ndarray
+    processed: np.ndarray
+    attempted: np.ndarray
+    rejected: np.ndarray
+    end_rows: list[int]
+    """Rows whose end lies in the block, with, for each: queue depths, oldest waiting arrival (None: none
+    waits), registered devices and SCCP closures so far."""
+    depths: list[list[int]]
+    oldest_s: list[float | None]
+    registered: list[int]
+    skinny: list[int]
 
 
 @dataclass
@@ -117,6 +179,7 @@ class _Decisions:
     registered_delta: int = 0
     calls_accepted: int = 0
     calls_rejected: int = 0
+    rejected_s: list[float] = field(default_factory=list)
     new_calls: dict[int, tuple[int, float]] = field(default_factory=dict)
     done_calls: list[int] = field(default_factory=list)
     dial_tone_ms: list[float] = field(default_factory=list)
@@ -204,7 +267,8 @@ class BatchedNodeModel:
         self._up = True
         self._back_at_s: float | None = None
         self._rejected_at_code_yellow_entry = 0
-        self._last_plan: BlockPlan | None = None
+        self._ahead: dict[int, _Primary] = {}  # arrivals of seconds computed in a span that was undone
+        self._calm_until_row = 0
 
         self.calls_attempted = 0
         self.calls_accepted = 0
@@ -218,7 +282,6 @@ class BatchedNodeModel:
         self.passes = 0
         """Server passes over all blocks (one per block when no follow-on signal interacts)."""
 
-        self._second = {"wait_s": 0.0, "starts": 0, "processed": 0, "attempted": 0, "rejected": 0}
         self.timeline: dict[str, np.ndarray] = {
             name: np.zeros(self.duration_s, dtype=np.float64) for name in TIMELINE_COLUMNS if name != "state"
         }
@@ -254,26 +317,105 @@ class BatchedNodeModel:
 
     # ------------------------------------------------------------ the clock
     def _run_blocks(self) -> Generator[simpy.Event, Any, None]:
-        env = self.env
-        cuts = iter(self._cut_times_s)
-        next_cut = next(cuts, math.inf)
-        for row in range(self.duration_s):
-            t0_s, end_s = float(row), float(row + 1)
-            while t0_s < end_s:
-                t1_s = min(end_s, next_cut)
-                if self._back_at_s is not None and t0_s < self._back_at_s < t1_s:
-                    t1_s = self._back_at_s
-                self._block(t0_s, t1_s)
-                yield env.timeout(t1_s - env.now)
-                if t1_s == next_cut:
-                    next_cut = next(cuts, math.inf)
-                if self._back_at_s is not None and t1_s >= self._back_at_s:
-                    self._back_online(t1_s)
-                t0_s = t1_s
-            self._sample(row)
+        """The clock: whole spans of seconds when possible, else one second (in pieces if it must be)."""
+        row = 0
+        while row < self.duration_s:
+            rows = self._span_rows(row)
+            if rows == 0:
+                self._second_in_pieces(row)
+                rows = 1
+            elif not self._span(row, rows):  # the state changed inside it: again, a second at a time
+                self._calm_until_row = row + CALM_ROWS
+                rows = 1
+                assert self._span(row, rows)
+            yield self.env.timeout(row + rows - self.env.now)
+            row += rows
+
+    def _span_rows(self, row: int) -> int:
+        """How many seconds from `row` to compute as one block; 0: this second must go in pieces."""
+        if not self._up:
+            return 0
+        rows = min(1 if row < self._calm_until_row else SPAN_ROWS, self.duration_s - row)
+        for cut_s in self._cut_times_s:
+            if row < cut_s < row + rows:
+                if cut_s < row + 1:
+                    return 0
+                rows = math.floor(cut_s) - row
+                break
+        return rows
+
+    def _primary(self, row: int, rows: int) -> _Primary:
+        """The arrivals of whole seconds row .. row + rows - 1 (kept from a span that was undone, or new)."""
+        if row not in self._ahead:
+            return self._generate(float(row), float(row + rows))
+        parts = [self._ahead.pop(r) if r in self._ahead else self._generate(float(r), float(r + 1))
+                 for r in range(row, row + rows)]
+        return _Primary.joined(parts)
+
+    def _due(self, t1_s: float) -> list[tuple[float, int, int, int, int]]:
+        due = []
+        while self._timed and self._timed[0][0] < t1_s:
+            due.append(heapq.heappop(self._timed))
+        return due
+
+    def _span(self, row: int, rows: int) -> bool:
+        """Compute seconds row .. row + rows - 1 as one block, under this second's throttling state.
+
+        Every second's sample is checked on a copy of the state machine first: if the state would change
+        before the span's last second ends, nothing is kept (the arrivals are, for the next try) and this
+        returns False.
+        """
+        t0_s, t1_s = float(row), float(row + rows)
+        primary = self._primary(row, rows)
+        primary.due = self._due(t1_s)
+        plan, decisions = self._compute(t0_s, t1_s, primary)
+        tally = self._tally(t0_s, t1_s, plan, primary, decisions)
+        if rows > 1:
+            trial = copy.deepcopy(self.throttle)
+            for index in range(rows - 1):
+                if trial.observe(float(row + index + 1), self._expected_delay_ms(tally, index)):
+                    for r in range(row, row + rows):
+                        self._ahead[r] = primary.window(float(r), float(r + 1))
+                    for event in primary.due:
+                        heapq.heappush(self._timed, event)
+                    return False
+        self._commit(t0_s, t1_s, plan, primary, decisions, tally)
+        for index in range(rows):
+            self._write_row(tally, index, index)
+        return True
+
+    def _second_in_pieces(self, row: int) -> None:
+        """One second, cut where the capacity changes or the node comes back; or while it is down."""
+        t0_s, end_s = float(row), float(row + 1)
+        tallies = []
+        while t0_s < end_s:
+            t1_s = min([end_s] + [t for t in self._cut_times_s if t0_s < t < end_s])
+            if self._back_at_s is not None and t0_s < self._back_at_s < t1_s:
+                t1_s = self._back_at_s
+            primary = self._generate(t0_s, t1_s)
+            primary.due = self._due(t1_s)
+            if self._up:
+                plan, decisions = self._compute(t0_s, t1_s, primary)
+                tally = self._tally(t0_s, t1_s, plan, primary, decisions)
+                self._commit(t0_s, t1_s, plan, primary, decisions, tally)
+            else:
+                tally = self._tally(t0_s, t1_s, None, primary, None)
+                self.calls_attempted += len(primary.call_s)
+                self.calls_failed_node_down += len(primary.call_s)
+                self.signals_dropped_node_down += sum(len(times_s) for times_s in primary.plain_s)
+            tallies.append(tally)
+            if self._back_at_s is not None and t1_s >= self._back_at_s:
+                self._back_online(t1_s)
+            t0_s = t1_s
+        whole = tallies[-1]
+        for part in tallies[:-1]:
+            for name in ("starts", "wait_s", "processed", "attempted", "rejected"):
+                getattr(whole, name)[0] += getattr(part, name)[0]
+        self._write_row(whole, 0, 0)
 
     # ------------------------------------------------------------ one block
-    def _take_primary(self, t0_s: float, t1_s: float) -> _Primary:
+    def _generate(self, t0_s: float, t1_s: float) -> _Primary:
+        """What the streams hand out in [t0_s, t1_s)."""
         plain: list[list[np.ndarray]] = [[] for _ in range(QUEUES)]
         for stream, queue in self._background + self._bursts:
             times_s = stream.take(t0_s, t1_s)
@@ -293,19 +435,10 @@ class BatchedNodeModel:
         candidates = self.rngs["devices"].integers(devices, size=(len(call_s), CANDIDATES_PER_CALL))
         fallback = self.rngs["devices"].random(len(call_s))
         holding_s = self.scenario.load.holding_time_s.sample(self.rngs["holding"], len(call_s))
-        due = []
-        while self._timed and self._timed[0][0] < t1_s:
-            due.append(heapq.heappop(self._timed))
-        return _Primary(merged, keepalive_s, keepalive_device, chatty, call_s, candidates, fallback, holding_s, due)
+        return _Primary(merged, keepalive_s, keepalive_device, chatty, call_s, candidates, fallback, holding_s)
 
-    def _block(self, t0_s: float, t1_s: float) -> None:
-        primary = self._take_primary(t0_s, t1_s)
-        self._second["attempted"] += len(primary.call_s)
-        self.calls_attempted += len(primary.call_s)
-        if not self._up:
-            self.calls_failed_node_down += len(primary.call_s)
-            self.signals_dropped_node_down += sum(len(times_s) for times_s in primary.plain_s)
-            return
+    def _compute(self, t0_s: float, t1_s: float, primary: _Primary) -> tuple[BlockPlan, _Decisions]:
+        """The block's plan and decisions, settled (see the module doc); changes nothing."""
         capacity = capacity_factor_at(self._breakpoints, t0_s)
         completions: list[tuple[float, int, float]] = []
         if self._carried is not None and self._carried[0] < t1_s:
@@ -329,10 +462,14 @@ class BatchedNodeModel:
                 if served is not None and decisions.same_arrivals(served[0]):
                     plan = served[1]  # same arrivals, same plan: its handled signals are `completions`
                     break
-                plan = serve_fifo_block(
+                fifo_plan = serve_fifo_block(
                     self.router, NORMAL, t0_s, t1_s, self._arrivals(primary, decisions), self.draws,
-                    self.follow_draws, capacity, self._follow_ons,
+                    self.follow_draws, capacity, self._follow_ons(decisions),
                 )
+                if fifo_plan is None:  # follow-ons that delay each other did not settle: the general path
+                    fifo, served = False, None
+                    continue
+                plan = fifo_plan
                 served = (decisions, plan)
             else:
                 plan = serve_block(
@@ -357,19 +494,20 @@ class BatchedNodeModel:
             unfollowed = self._decide(t0_s, t1_s, primary, found, closures, follow_ons=False)
             carried = [c for c in [self._carried] if c is not None and c[0] < t1_s]
             completions = sorted(carried + tagged_ends_one_by_one(
-                self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity, self._follow_ons
+                self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity,
+                self._follow_ons(unfollowed),
             ))
         else:
             raise RuntimeError(f"block [{t0_s}, {t1_s}) did not settle in {MAX_PASSES} passes")
-        self._commit(t0_s, t1_s, plan, primary, decisions)
+        return plan, decisions
 
     def _with_dial_tones(
         self, d: _Decisions, handled: list[tuple[float, int, float]], t1_s: float
     ) -> _Decisions | None:
         """`d` plus handled off-hook signals that change none of the block's arrivals; None if one would.
 
-        Such a signal gives dial tone, its set-up signals count as device events (the FIFO path queues
-        them itself) and its teardown falls after the block.  `_decide` would do the same, in more time.
+        Such a signal gives dial tone, and its set-up and teardown signals count as device events (the
+        FIFO server queues those in the block itself).  `_decide` would do the same, in more time.
         """
         out = replace(
             d, event_s=list(d.event_s), event_device=list(d.event_device), done_calls=list(d.done_calls),
@@ -380,14 +518,16 @@ class BatchedNodeModel:
                 return None
             ident = tag >> _KIND_BITS
             device, holding_s = d.new_calls.get(ident) or self._calls_in_progress[ident]
-            if self._teardown_signals and end_s + holding_s < t1_s:
-                return None
             out.done_calls.append(ident)
             out.dial_tone_ms.append((end_s - arrival_s) * 1000.0)
             if device >= 0:
                 out.event_s.extend([end_s] * self._setup_signals)
                 out.event_device.extend([device] * self._setup_signals)
-            if self._teardown_signals:
+            if self._teardown_signals and end_s + holding_s < t1_s:  # the FIFO server queues it
+                if device >= 0:
+                    out.event_s.extend([end_s + holding_s] * self._teardown_signals)
+                    out.event_device.extend([device] * self._teardown_signals)
+            elif self._teardown_signals:
                 out.later.append((end_s + holding_s, _TEARDOWN, device, self._teardown_signals))
         return out
 
@@ -405,14 +545,21 @@ class BatchedNodeModel:
         carried_kind = self._carried[1] & ((1 << _KIND_BITS) - 1) if self._carried is not None else OFFHOOK
         return carried_kind == OFFHOOK and not any(kind == _REGISTER for _, kind, _, _, _ in primary.due)
 
-    def _follow_ons(self, tag: int) -> list[tuple[int, int, int]]:
-        """What a handled tagged signal queues at once (as `_decide` does): for the one-by-one path."""
-        kind, ident = tag & ((1 << _KIND_BITS) - 1), tag >> _KIND_BITS
-        if kind == OFFHOOK:
-            return [(NORMAL, self._setup_signals, NO_TAG)]
-        if kind == REG_INITIAL:
-            return [(LOW, self.scenario.devices.registration_signals - 1, ident << _KIND_BITS | REG_LOW)]
-        return []
+    def _follow_ons(self, d: _Decisions) -> FollowOns:
+        """What a handled tagged signal queues (as `_decide` does), for the servers that queue it themselves:
+        a call's set-up signals at once and its teardown a holding time later; a registration's next steps."""
+        registration_rest = self.scenario.devices.registration_signals - 1
+
+        def follow_ons(tag: int) -> list[tuple[int, int, int, float]]:
+            kind, ident = tag & ((1 << _KIND_BITS) - 1), tag >> _KIND_BITS
+            if kind == OFFHOOK:
+                _device, holding_s = d.new_calls.get(ident) or self._calls_in_progress[ident]
+                return [(NORMAL, self._setup_signals, NO_TAG, 0.0), (NORMAL, self._teardown_signals, NO_TAG, holding_s)]
+            if kind == REG_INITIAL:
+                return [(LOW, registration_rest, ident << _KIND_BITS | REG_LOW, 0.0)]
+            return []
+
+        return follow_ons
 
     def _completions(self, plan: BlockPlan, t1_s: float) -> list[tuple[float, int, float]]:
         """Tagged signals whose service ends in the block: (end, tag, arrival), in end order."""
@@ -429,6 +576,11 @@ class BatchedNodeModel:
         return found
 
     def _arrivals(self, primary: _Primary, decisions: _Decisions) -> Arrivals:
+        """Each queue's arrivals in the block, in time order: the streams' (kept ones) and the decided ones.
+
+        Every part is sorted already, so a merge sort joins them in about linear time; the decided signals'
+        tags are then put where their times landed.
+        """
         times: list[np.ndarray] = []
         tags: list[np.ndarray] = []
         for queue in range(QUEUES):
@@ -441,20 +593,23 @@ class BatchedNodeModel:
             ):
                 if chatty_queue == queue:
                     parts.append(chatty_s[keep])
-            plain_s = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            sparse_s = decisions.signal_s[queue]
-            if not sparse_s:
-                order_s = plain_s if len(parts) == 1 else np.sort(plain_s, kind="stable")
-                times.append(order_s)
-                tags.append(np.full(len(order_s), NO_TAG, dtype=np.int64))
-                continue
-            all_s = np.concatenate((plain_s, np.array(sparse_s)))
-            all_tags = np.concatenate(
-                (np.full(len(plain_s), NO_TAG, dtype=np.int64), np.array(decisions.signal_tag[queue]))
-            )
-            order = np.argsort(all_s, kind="stable")
-            times.append(all_s[order])
-            tags.append(all_tags[order])
+            sparse_s = np.array(decisions.signal_s[queue])
+            parts.append(sparse_s)
+            parts = [part for part in parts if len(part)]
+            queue_s = np.sort(np.concatenate(parts), kind="stable") if len(parts) > 1 else (
+                parts[0] if parts else np.empty(0))
+            queue_tags = np.full(len(queue_s), NO_TAG, dtype=np.int64)
+            sparse_tags = np.array(decisions.signal_tag[queue], dtype=np.int64)
+            tagged = np.flatnonzero(sparse_tags != NO_TAG)
+            if len(tagged):
+                # Equal times (a registration's follow-ons) take consecutive places, in the order decided.
+                order = np.argsort(sparse_s[tagged], kind="stable")
+                when_s = sparse_s[tagged][order]
+                first = np.searchsorted(queue_s, when_s, side="left")
+                rank = np.arange(len(when_s)) - np.searchsorted(when_s, when_s, side="left")
+                queue_tags[first + rank] = sparse_tags[tagged][order]
+            times.append(queue_s)
+            tags.append(queue_tags)
         return Arrivals(times, tags)
 
     # ------------------------------------------------------- sparse events
@@ -514,6 +669,7 @@ class BatchedNodeModel:
                 device = self._pick_device(a, primary, d, registered)
                 if in_yellow:
                     d.calls_rejected += 1
+                    d.rejected_s.append(t_s)
                     signal(t_s, NORMAL, device, count=load.rejection_signals_per_call)
                     continue
                 call_id = self._next_call_id + d.calls_accepted
@@ -529,9 +685,9 @@ class BatchedNodeModel:
                     d.dial_tone_ms.append((t_s - x) * 1000.0)
                     signal(t_s, NORMAL, device, count=self._setup_signals, queued=immediate)
                     if self._teardown_signals:
-                        if t_s + holding_s < t1_s:
+                        if t_s + holding_s < t1_s:  # x = 1: the server queues it (see follow_ons)
                             heapq.heappush(events, (t_s + holding_s, _TEARDOWN, next(seq), device,
-                                                    self._teardown_signals, 0.0))
+                                                    self._teardown_signals, 0.0 if immediate else 1.0))
                         else:
                             d.later.append((t_s + holding_s, _TEARDOWN, device, self._teardown_signals))
                 elif what == REG_INITIAL:
@@ -550,7 +706,7 @@ class BatchedNodeModel:
                     d.remaining[a] = devices.registration_signals - 1
                     signal(t_s, LOWEST, a, tag=a << _KIND_BITS | REG_INITIAL)
             elif kind == _TEARDOWN:
-                signal(t_s, NORMAL, a, count=b)
+                signal(t_s, NORMAL, a, count=b, queued=x == 0.0)
             else:  # _CLOSE
                 if state(a) != UNREGISTERED:
                     set_state(a, t_s, UNREGISTERED)
@@ -636,34 +792,28 @@ class BatchedNodeModel:
         return closures
 
     # ---------------------------------------------------------------- commit
-    def _commit(self, t0_s: float, t1_s: float, plan: BlockPlan, primary: _Primary, d: _Decisions) -> None:
+    def _commit(
+        self, t0_s: float, t1_s: float, plan: BlockPlan, primary: _Primary, d: _Decisions, tally: _Rows
+    ) -> None:
+        """Make a computed block the past: the router moves on, and every count and change is kept."""
         commit(self.router, plan, self.draws, self.follow_draws)
-        self._last_plan = plan
-        second = self._second
-        processed = 0
         if self._uncounted_end_s is not None and self._uncounted_end_s < t1_s:
-            processed += 1
             self._uncounted_end_s = None
         carried = None
         for queue, served in enumerate(plan.served):
             if not served.count:
                 continue
-            waits_s = np.maximum(served.start_s - served.arrival_s, 0.0)
-            self.wait_ms_by_priority[queue].add_many(waits_s * 1000.0)
-            second["wait_s"] += float(waits_s.sum())
-            second["starts"] += served.count
-            ended = int(np.count_nonzero(served.end_s < t1_s))
-            processed += ended
-            if ended < served.count:  # the one still in service at t1
-                last = int(np.argmax(served.end_s))
+            self.wait_ms_by_priority[queue].add_many(served.wait_s * 1000.0)
+            last = int(np.argmax(served.end_s))
+            if served.end_s[last] >= t1_s:  # the one still in service at t1
                 self._uncounted_end_s = float(served.end_s[last])
                 if served.tags[last] != NO_TAG:
                     carried = (float(served.end_s[last]), int(served.tags[last]), float(served.arrival_s[last]))
         if self._carried is not None and self._carried[0] >= t1_s:
             carried = self._carried
         self._carried = carried
-        second["processed"] += processed
-        self.signals_processed += processed
+        self.signals_processed += int(tally.processed.sum())
+        self.calls_attempted += len(primary.call_s)
 
         for device, new in d.state.items():
             self.device_state[device] = new
@@ -672,7 +822,6 @@ class BatchedNodeModel:
         self.registered_devices += d.registered_delta
         self.calls_accepted += d.calls_accepted
         self.calls_rejected_throttled += d.calls_rejected
-        second["rejected"] += d.calls_rejected
         self._calls_in_progress.update(d.new_calls)
         for call_id in d.done_calls:
             self._calls_in_progress.pop(call_id, None)
@@ -725,19 +874,104 @@ class BatchedNodeModel:
         if len(self.device_state):
             self._registration_storm(now_s)
 
-    # --------------------------------------------------------------- sampler
-    def _sample(self, row: int) -> None:
-        """The end of second row + 1: the expected-delay sample, throttling, the timeline row."""
+    # --------------------------------------------------------------- seconds
+    def _tally(
+        self, t0_s: float, t1_s: float, plan: BlockPlan | None, primary: _Primary, d: _Decisions | None
+    ) -> _Rows:
+        """Per-second counts of a computed block and the readings at each second's end inside it (pure)."""
+        first_row = math.floor(t0_s)
+        rows = math.ceil(t1_s) - first_row
+
+        inner_s = np.arange(first_row + 1, first_row + rows, dtype=float)  # second boundaries inside
+
+        def per_row(times_s: np.ndarray) -> np.ndarray:
+            """How many of the sorted `times_s` fall in each row."""
+            cut = np.concatenate(([0], np.searchsorted(times_s, inner_s, side="left"), [len(times_s)]))
+            return np.diff(cut)
+
+        def sum_per_row(times_s: np.ndarray, values: np.ndarray) -> np.ndarray:
+            """Sum of `values` per row of the sorted `times_s`."""
+            cut = np.concatenate(([0], np.searchsorted(times_s, inner_s, side="left"), [len(times_s)]))
+            running = np.concatenate(([0.0], np.cumsum(values)))
+            return np.diff(running[cut])
+
+        starts, wait_s, processed = np.zeros(rows, dtype=np.int64), np.zeros(rows), np.zeros(rows, dtype=np.int64)
+        if plan is not None:
+            for served in plan.served:
+                for run in served.runs():  # start_s and end_s are sorted within a run
+                    start_s, end_s = served.start_s[run], served.end_s[run]
+                    starts += per_row(start_s)
+                    wait_s += sum_per_row(start_s, served.wait_s[run])
+                    processed += per_row(end_s[:np.searchsorted(end_s, t1_s, side="left")])
+            if self._uncounted_end_s is not None and self._uncounted_end_s < t1_s:
+                processed[min(math.floor(self._uncounted_end_s) - first_row, rows - 1)] += 1
+        rejected = per_row(np.array(d.rejected_s)) if d is not None else np.zeros(rows, dtype=np.int64)
+        attempted = per_row(primary.call_s)
+        tally = _Rows(first_row, starts, wait_s, processed, attempted, rejected.astype(np.int64),
+                      [], [], [], [], [])
+        ends_s = np.arange(math.floor(t0_s) + 1, math.floor(t1_s) + 1, dtype=float)
+        if not len(ends_s):
+            return tally
+        tally.end_rows = [int(e) - 1 for e in ends_s]
+        closed_s = np.array([t for t, _, _ in d.closures] if d is not None else [])
+        tally.skinny = (self.skinny_devices_throttled + np.searchsorted(closed_s, ends_s, side="left")).tolist()
+        if plan is None or d is None:
+            tally.depths = [[0] * QUEUES for _ in ends_s]
+            tally.oldest_s = [None for _ in ends_s]
+            tally.registered = [self.registered_devices for _ in ends_s]
+            return tally
+        started, depths = [], []
+        for q, queue in enumerate(self.router.queues):
+            served = plan.served[q]
+            begun = np.zeros(len(ends_s), dtype=np.int64)
+            for run in served.runs():
+                begun += np.searchsorted(served.start_s[run], ends_s, side="left")
+            started.append(begun)
+            arrived = sum((np.searchsorted(run_s, ends_s, side="left") for run_s in plan.arrived_s[q]),
+                          np.zeros(len(ends_s), dtype=np.int64))
+            depths.append(len(queue) + arrived - begun)
+        tally.depths = np.array(depths).T.tolist()
+        for k in range(len(ends_s)):
+            oldest: float | None = None
+            if not starts[tally.end_rows[k] - first_row] and any(tally.depths[k]):
+                for q, queue in enumerate(self.router.queues):
+                    if tally.depths[k][q]:
+                        position = int(started[q][k])
+                        head_s = (queue.arrival_at(position) if position < len(queue) else float(
+                            np.sort(np.concatenate(plan.arrived_s[q]), kind="stable")[position - len(queue)]))
+                        oldest = head_s if oldest is None else min(oldest, head_s)
+            tally.oldest_s.append(oldest)
+        deltas: list[tuple[float, int]] = []
+        for device, changes in d.changes.items():
+            before = int(self.device_state[device])
+            for t_s, new in changes:
+                if (new == REGISTERED) != (before == REGISTERED):
+                    deltas.append((t_s, 1 if new == REGISTERED else -1))
+                before = new
+        deltas.sort()
+        cumulative = np.cumsum([0] + [delta for _, delta in deltas])
+        when = np.searchsorted(np.array([t for t, _ in deltas]), ends_s, side="left")
+        tally.registered = (self.registered_devices + cumulative[when]).tolist()
+        return tally
+
+    @staticmethod
+    def _expected_delay_ms(tally: _Rows, index: int, end_index: int | None = None) -> float:
+        """The sample for row `index` of a tally: mean wait of the signals that started in it, else the age
+        of the oldest waiting signal at its end, else 0."""
+        end_index = index if end_index is None else end_index
+        if tally.starts[index]:
+            return float(tally.wait_s[index] / tally.starts[index] * 1000.0)
+        oldest_s = tally.oldest_s[end_index]
+        if oldest_s is None:
+            return 0.0
+        return (tally.end_rows[end_index] + 1 - oldest_s) * 1000.0
+
+    def _write_row(self, tally: _Rows, index: int, end_index: int) -> None:
+        """The end of a second: the expected-delay sample, throttling, the timeline row (as `model`)."""
+        row = tally.end_rows[end_index]
         now_s = float(row + 1)
         state_during_second = self.throttle.state
-        second = self._second
-        plan = self._last_plan if self._up else None
-        if second["starts"]:
-            expected_delay_ms = second["wait_s"] / second["starts"] * 1000.0
-        elif plan is not None and plan.oldest_waiting_s is not None:
-            expected_delay_ms = (now_s - plan.oldest_waiting_s) * 1000.0
-        else:
-            expected_delay_ms = 0.0
+        expected_delay_ms = self._expected_delay_ms(tally, index, end_index)
         average_ms, sample_activity = 0.0, 0
         raised: list[Alarm] = []
         if self._up:
@@ -745,7 +979,7 @@ class BatchedNodeModel:
             average_ms = self.throttle.average_expected_delay_ms
             sample_activity = self.throttle.throttling_sample_activity
         self.max_average_expected_delay_ms = max(self.max_average_expected_delay_ms, average_ms)
-        depths = [len(queue) for queue in self.router.queues]
+        depths = tally.depths[end_index]
 
         timeline = self.timeline
         self.states[row] = state_during_second.value
@@ -757,13 +991,12 @@ class BatchedNodeModel:
         timeline["queue_normal"][row] = depths[NORMAL]
         timeline["queue_low"][row] = depths[LOW]
         timeline["queue_lowest"][row] = depths[LOWEST]
-        timeline["signals_processed"][row] = second["processed"]
-        timeline["calls_attempted"][row] = second["attempted"]
-        timeline["calls_rejected"][row] = second["rejected"]
-        timeline["skinny_devices_throttled"][row] = self.skinny_devices_throttled
-        timeline["registered_devices"][row] = self.registered_devices
+        timeline["signals_processed"][row] = tally.processed[index]
+        timeline["calls_attempted"][row] = tally.attempted[index]
+        timeline["calls_rejected"][row] = tally.rejected[index]
+        timeline["skinny_devices_throttled"][row] = tally.skinny[end_index]
+        timeline["registered_devices"][row] = tally.registered[end_index]
         timeline["capacity_factor"][row] = capacity_factor_at(self._breakpoints, now_s)
-        self._second = {"wait_s": 0.0, "starts": 0, "processed": 0, "attempted": 0, "rejected": 0}
         for alarm in raised:
             self._raise(alarm, now_s, depths)
 

@@ -28,11 +28,10 @@ Times are seconds; service draws are milliseconds at full speed, divided by the 
 from __future__ import annotations
 
 import heapq
-import math
-from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -50,8 +49,13 @@ wait); its wait can then read up to 1 ns below zero, which the model clamps."""
 
 _DRAW_BLOCK = 1 << 16
 
-FollowOns = Callable[[int], list[tuple[int, int, int]]]
-"""For a handled signal's tag: what it queues the moment its service ends, as (queue, count, tag)."""
+FollowOns = Callable[[int], list[tuple[int, int, int, float]]]
+"""For a handled signal's tag: what it queues when its service ends, as (queue, count, tag, delay_s): the
+signals arrive delay_s after the end (0: at once, as a call's set-up signals; a holding time for its
+teardown)."""
+
+MAX_ROUNDS = 32
+"""Rounds `serve_fifo_block` gives overlapping follow-on groups to settle before it gives up."""
 
 
 class ServiceDraws:
@@ -121,6 +125,15 @@ class SignalQueue:
             return None
         return float(self._chunks[0][0][self._head])
 
+    def arrival_at(self, position: int) -> float:
+        """Arrival time of the waiting signal at `position` (0: the head)."""
+        position += self._head
+        for chunk_times, _ in self._chunks:
+            if position < len(chunk_times):
+                return float(chunk_times[position])
+            position -= len(chunk_times)
+        raise IndexError("position past the end of the queue")
+
     def pop(self, count: int) -> None:
         """Remove the first `count` signals."""
         self._length -= count
@@ -154,7 +167,11 @@ class Arrivals:
 
 @dataclass
 class ServedQueue:
-    """What one queue got in a block: its first `count` signals, with their arrival and start times."""
+    """What one queue got in a block: its first `count` signals, with their arrival, start and end times.
+
+    In start order within two runs, [:split] and [split:] (the second: follow-ons of `serve_fifo_block`),
+    so start_s and end_s are sorted within each run.
+    """
 
     count: int
     from_backlog: int
@@ -162,6 +179,20 @@ class ServedQueue:
     start_s: np.ndarray
     end_s: np.ndarray
     tags: np.ndarray
+    split: int = -1
+    """Where the second sorted run begins (-1: there is none)."""
+
+    @cached_property
+    def wait_s(self) -> np.ndarray:
+        """Each one's wait (s), start minus arrival (a signal may take a slot up to TIE_S early: clamped)."""
+        waits: np.ndarray = np.maximum(self.start_s - self.arrival_s, 0.0)
+        return waits
+
+    def runs(self) -> list[slice]:
+        """The sorted runs, as slices."""
+        if self.split < 0:
+            return [slice(0, self.count)]
+        return [slice(0, self.split), slice(self.split, self.count)]
 
 
 @dataclass
@@ -181,6 +212,9 @@ class BlockPlan:
     """Arrival time of the longest-waiting signal at t1_s, None when none waits."""
     unserved: list[tuple[np.ndarray, np.ndarray]]
     """Per queue, the block's arrivals still waiting at t1_s (times, tags), to join the queue."""
+    arrived_s: list[list[np.ndarray]]
+    """Per queue, arrival times of every signal that joined it in the block (follow-ons too), as sorted
+    runs; merged, and after the queue's backlog, they are its FIFO order."""
     consumed_follow: int = 0
     """Draws used from the follow-on stream (`serve_fifo_block` only)."""
 
@@ -298,7 +332,8 @@ def serve_block(
     for q in range(QUEUES):
         fresh = served[q].count - served[q].from_backlog
         unserved.append((arrivals.times_s[q][fresh:], arrivals.tags[q][fresh:]))
-    return BlockPlan(t0_s, t1_s, slots, served, busy_until_s, waiting, oldest, unserved)
+    arrived = [[times_s] for times_s in arrivals.times_s]
+    return BlockPlan(t0_s, t1_s, slots, served, busy_until_s, waiting, oldest, unserved, arrived)
 
 
 def _read_ahead(draws: ServiceDraws, jobs: int, free_s: float, t1_s: float, scale: float) -> np.ndarray:
@@ -312,89 +347,48 @@ def _read_ahead(draws: ServiceDraws, jobs: int, free_s: float, t1_s: float, scal
         count = min(jobs, count * 2)
 
 
-_Groups = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-"""Follow-on groups that arrive in the block: their times, the extra work just after each, the idle time
-(without follow-ons) at each, and the start of every follow-on signal in them (inf: not in the block)."""
+def _settle_groups(
+    group_parent: np.ndarray, group_delay_s: np.ndarray, group_work_s: np.ndarray, arrival_s: np.ndarray,
+    plain_end_s: np.ndarray, idle_at_start_s: np.ndarray, t1_s: float, in_backlog: int,
+    idle_s: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """When each follow-on group arrives, and the extra work then, settled over parents that delay each other.
 
-
-def _groups_alone(
-    parents: np.ndarray, group_size: np.ndarray, follow_services_s: np.ndarray, arrival_s: np.ndarray,
-    plain_end_s: np.ndarray, idle_at_start_s: np.ndarray, t1_s: float, idle_s: Callable[[np.ndarray], np.ndarray],
-    ahead_end_s: Callable[[np.ndarray], np.ndarray],
-) -> _Groups | None:
-    """The follow-on groups, vectorized, if none finds an earlier group's extra work left; else Nones."""
-    ends_s = plain_end_s[parents]
-    inside = int(np.searchsorted(ends_s >= t1_s, True))  # parents end in order; stop at the first past t1
-    ends_s, sizes = ends_s[:inside], group_size[:inside]
-    keep = sizes > 0
-    group_s, sizes = ends_s[keep], sizes[keep]
-    parent_arrival_s = arrival_s[parents[:inside][keep]]
-    first = np.cumsum(sizes) - sizes
-    total = int(sizes.sum())
-    work_s = np.add.reduceat(follow_services_s[:total], first) if total else np.empty(0)
-    idle_at_group = idle_s(group_s)
-    # No overlap: each group's extra work is gone (the thread idled that long) before the next group and
-    # before any later parent arrives.
-    if len(group_s) > 1:
-        spent = idle_at_group[1:] - idle_at_group[:-1]
-        if np.any(spent < work_s[:-1]):
-            return None
-    if len(group_s):
-        later = np.searchsorted(group_s, parent_arrival_s, side="right") - 1
-        mine = later >= 0
-        parent_idle_s = idle_at_start_s[parents[:inside][keep]]  # = idle at its arrival (FIFO)
-        if np.any(parent_idle_s[mine] - idle_at_group[later[mine]] < work_s[later[mine]]):
-            return None
-        waited_s = np.maximum(ahead_end_s(group_s) - group_s, 0.0)
-        offsets_s = np.cumsum(follow_services_s[:total]) - follow_services_s[:total] - np.repeat(
-            np.cumsum(work_s) - work_s, sizes)
-        follow_start_s = np.repeat(group_s + waited_s, sizes) + offsets_s
-    else:
-        follow_start_s = np.empty(0)
-    return group_s, work_s, idle_at_group, follow_start_s
-
-
-def _groups_in_turn(
-    parents: np.ndarray, group_size: np.ndarray, follow_services_s: np.ndarray, arrival_s: np.ndarray,
-    plain_start_s: np.ndarray, service_s: np.ndarray, idle_at_start_s: np.ndarray, t1_s: float, in_backlog: int,
-    idle_at: Callable[[float], float], ahead_end_at: Callable[[float], float],
-) -> _Groups:
-    """The follow-on groups one parent at a time: each parent is delayed by the extra work still left."""
-    group_s: list[float] = []
-    extra_after: list[float] = []
-    idle_at_group: list[float] = []
-    follow_start: list[float] = []
-    used = 0
-
-    def extra_s(t: float, idle_t: float) -> float:
-        j = bisect_right(group_s, t) - 1
-        return 0.0 if j < 0 else max(0.0, extra_after[j] - (idle_t - idle_at_group[j]))
-
-    for i, size in zip(parents.tolist(), group_size.tolist(), strict=True):
-        parent_start_s = float(plain_start_s[i])
-        if i >= in_backlog and group_s:
-            parent_start_s += extra_s(float(arrival_s[i]), float(idle_at_start_s[i]))  # idle at arrival: FIFO
-        parent_end_s = parent_start_s + float(service_s[i])
-        if parent_end_s >= t1_s:
-            break  # it and everyone after it end past the block: their follow-ons belong to the next
-        if not size:
-            continue
-        idle_t = idle_at(parent_end_s)
-        before_s = extra_s(parent_end_s, idle_t)
-        waited_s = max(0.0, ahead_end_at(parent_end_s) - parent_end_s)
-        services_s = follow_services_s[used:used + size]
-        used += size
-        follow_start.extend((parent_end_s + waited_s + before_s + np.cumsum(services_s) - services_s).tolist())
-        group_s.append(parent_end_s)
-        extra_after.append(before_s + float(services_s.sum()))
-        idle_at_group.append(idle_t)
-    return np.array(group_s), np.array(extra_after), np.array(idle_at_group), np.array(follow_start)
+    A group arrives `delay` after its parent ends, and its parent ends late by the extra work left when it
+    arrived.  The extra work over the groups in time order is a Lindley recursion (each adds its work; in
+    between it drains only while the thread would have idled), solved in closed form; the parents' delays
+    then follow, and the rounds repeat until they no longer change (each round settles one more link of a
+    chain).  Returns, for the groups in the block in time order: which group (index), time, extra work
+    before and just after it, and the idle time at it; or None if MAX_ROUNDS did not settle them.
+    """
+    delay_at_arrival_s = np.zeros(len(group_parent))
+    later_parent = group_parent >= in_backlog  # the backlog went before every group
+    for _ in range(MAX_ROUNDS):
+        parent_end_s = plain_end_s[group_parent] + delay_at_arrival_s
+        times_s = parent_end_s + group_delay_s
+        inside = np.flatnonzero((parent_end_s < t1_s) & (times_s < t1_s))
+        which = inside[np.argsort(times_s[inside], kind="stable")]
+        group_s, work_s = times_s[which], group_work_s[which]
+        idle_at_group = idle_s(group_s)
+        drift = np.zeros(len(which))
+        drift[1:] = work_s[:-1] - np.diff(idle_at_group)
+        total = np.cumsum(drift)
+        before_s = total - np.minimum.accumulate(np.minimum(total, 0.0))
+        after_s = before_s + work_s
+        last = np.searchsorted(group_s, arrival_s[group_parent], side="right") - 1
+        mine = np.maximum(last, 0)
+        left_s = after_s[mine] - (idle_at_start_s[group_parent] - idle_at_group[mine]) if len(which) else 0.0
+        settled_s = np.where((last >= 0) & later_parent, np.maximum(left_s, 0.0), 0.0)
+        if np.array_equal(settled_s, delay_at_arrival_s):
+            return which, group_s, before_s, after_s, idle_at_group
+        delay_at_arrival_s = settled_s
+    return None
 
 
 def serve_fifo_block(
     state: RouterState, queue: int, t0_s: float, t1_s: float, arrivals: Arrivals, draws: ServiceDraws,
     follow_draws: ServiceDraws, capacity_factor: float, follow_ons: FollowOns,
-) -> BlockPlan:
+) -> BlockPlan | None:
     """`serve_block` for a block where only `queue` has work, with its follow-ons, in one pass.
 
     Follow-on signals (`follow_ons` of each tagged signal, all to `queue`) are queued at their parent's
@@ -403,6 +397,7 @@ def serve_fifo_block(
     added at time tau leaves every later start as it was plus the extra work still there, which goes
     down only while the thread would otherwise have been idle:
     ``E(t) = max(0, E(tau) + w - (I(t) - I(tau)))``, I the idle time of the schedule without them.
+    None when follow-on groups that delay each other do not settle (see `_settle_groups`): use serve_block.
     """
     scale = 1.0 / (1000.0 * capacity_factor)
     backlog = len(state.queues[queue])
@@ -412,11 +407,14 @@ def serve_fifo_block(
     service_s = _read_ahead(draws, jobs, free_s, t1_s, scale) if jobs and free_s < t1_s else np.empty(0)
     count = len(service_s)
     in_backlog = min(backlog, count)
-    old_s, old_tags = state.queues[queue].peek(in_backlog)
-    arrival_s = np.concatenate((old_s, new_s[:count - in_backlog]))
-    tags = np.concatenate((old_tags, new_tags[:count - in_backlog]))
-    ready_s = arrival_s.copy()
-    ready_s[:in_backlog] = free_s
+    if in_backlog:
+        old_s, old_tags = state.queues[queue].peek(in_backlog)
+        arrival_s = np.concatenate((old_s, new_s[:count - in_backlog]))
+        tags = np.concatenate((old_tags, new_tags[:count - in_backlog]))
+        ready_s = arrival_s.copy()
+        ready_s[:in_backlog] = free_s
+    else:
+        arrival_s, tags, ready_s = new_s[:count], new_tags[:count], new_s[:count]
     # The schedule without the block's follow-ons, and its idle time up to each start.
     plain_start_s, before_s = _slot_starts(free_s, ready_s, service_s) if count else (np.empty(0), np.empty(0))
     plain_end_s = plain_start_s + service_s
@@ -436,44 +434,40 @@ def serve_fifo_block(
             np.full(len(t), -np.inf))
         return np.where(ahead > count, np.inf, ends)
 
-    def idle_at(t: float) -> float:  # idle_s for one time, without array overhead
-        started = int(plain_start_s.searchsorted(t, side="right"))
-        if started == 0:
-            return max(t - free_s, 0.0)
-        return float(idle_at_start_s[started - 1]) + max(t - float(plain_end_s[started - 1]), 0.0)
-
-    def ahead_end_at(t: float) -> float:  # ahead_end_s for one time
-        ahead = backlog + int(new_s.searchsorted(t, side="right"))
-        return math.inf if ahead > count else float(plain_end_s[ahead - 1]) if ahead else -math.inf
-
-    # The tagged signals whose service ends in the block, and the follow-ons each queues then.
+    # Every follow-on group the computed signals could make, in a fixed order that takes its service
+    # draws (all of them are used up, whatever happens: no draw's value decides which draws are used).
+    group_parent, group_delay, group_size, made_tags = [], [], [], []
     parents = np.flatnonzero(tags != NO_TAG)
-    sizes: list[int] = []
-    made_tags: list[int] = []
-    for tag in tags[parents].tolist():
-        made = []
-        for follow_queue, size, follow_tag in follow_ons(tag):
-            assert follow_queue == queue, "serve_fifo_block: a follow-on to another queue"
-            made += [follow_tag] * size
-        sizes.append(len(made))
-        made_tags += made
-    group_size = np.array(sizes, dtype=np.int64)
+    for index, tag in zip(parents.tolist(), tags[parents].tolist(), strict=True):
+        for follow_queue, size, follow_tag, delay_s in follow_ons(tag):
+            if size:
+                assert follow_queue == queue, "serve_fifo_block: a follow-on to another queue"
+                group_parent.append(index)
+                group_delay.append(delay_s)
+                group_size.append(size)
+                made_tags += [follow_tag] * size
+    sizes = np.array(group_size, dtype=np.int64)
     follow_services_s = follow_draws.peek(len(made_tags)) * scale
-
-    # First try: no group arrives while an earlier one's extra work is left (light load).  Then a parent
-    # ends as planned, every group waits only for the signals ahead of it, and the extra work is its own.
-    groups = _groups_alone(
-        parents, group_size, follow_services_s, arrival_s, plain_end_s, idle_at_start_s, t1_s, idle_s, ahead_end_s
+    first_draw = np.cumsum(sizes) - sizes
+    work_s = np.add.reduceat(follow_services_s, first_draw) if len(sizes) else np.empty(0)
+    settled = _settle_groups(
+        np.array(group_parent, dtype=np.int64), np.array(group_delay), work_s, arrival_s, plain_end_s,
+        idle_at_start_s, t1_s, in_backlog, idle_s,
     )
-    if groups is None:  # they overlap: one parent at a time
-        groups = _groups_in_turn(
-            parents, group_size, follow_services_s, arrival_s, plain_start_s, service_s, idle_at_start_s, t1_s,
-            in_backlog, idle_at, ahead_end_at,
-        )
-    group_s, extra_after, idle_at_group, follow_start_s = groups
-    follow_s = np.repeat(group_s, group_size[:len(group_s)])
-    follow_tags = np.array(made_tags[:len(follow_s)], dtype=np.int64)
-    used_follow = len(follow_s)
+    if settled is None:
+        return None
+    which, group_s, before_s, extra_after, idle_at_group = settled
+    # A group's signals start after those ahead of it and the extra work already there, one after another.
+    member_sizes = sizes[which]
+    members = np.repeat(first_draw[which], member_sizes) + (
+        np.arange(int(member_sizes.sum())) - np.repeat(np.cumsum(member_sizes) - member_sizes, member_sizes))
+    member_services_s = follow_services_s[members]
+    within_s = np.cumsum(member_services_s) - member_services_s
+    within_s -= np.repeat(within_s[np.cumsum(member_sizes) - member_sizes], member_sizes) if len(members) else 0.0
+    head_s = group_s + np.maximum(ahead_end_s(group_s) - group_s, 0.0) + before_s
+    follow_start_s = np.repeat(head_s, member_sizes) + within_s
+    follow_s = np.repeat(group_s, member_sizes)
+    follow_tags = np.array(made_tags, dtype=np.int64)[members] if len(members) else np.empty(0, dtype=np.int64)
 
     # Delay the signals that arrive while a group's extra work is left.  Between a signal's arrival and its
     # start the thread is never idle (FIFO), so the idle time at its arrival is that at its start.
@@ -492,25 +486,29 @@ def serve_fifo_block(
             )
     end_s = start_s + service_s
     started = int(np.searchsorted(start_s, t1_s, side="left"))
-    follow_services_s = follow_services_s[:used_follow]
-    follow_started = int(np.count_nonzero(follow_start_s < t1_s))
+    begun = follow_start_s < t1_s
+    follow_started = int(np.count_nonzero(begun))
 
     served = [ServedQueue(0, 0, np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64))
               for _ in range(QUEUES)]
     from_backlog = min(started, backlog)
+    # The follow-ons that started, as a second sorted run after the others.
+    follow_begun_s = follow_start_s[begun]
+    order = np.argsort(follow_begun_s, kind="stable")
     served[queue] = ServedQueue(
         started + follow_started,
         from_backlog,
-        np.concatenate((arrival_s[:started], follow_s[:follow_started])),
-        np.concatenate((start_s[:started], follow_start_s[:follow_started])),
-        np.concatenate((end_s[:started], follow_start_s[:follow_started] + follow_services_s[:follow_started])),
-        np.concatenate((tags[:started], follow_tags[:follow_started])),
+        np.concatenate((arrival_s[:started], follow_s[begun][order])),
+        np.concatenate((start_s[:started], follow_begun_s[order])),
+        np.concatenate((end_s[:started], (follow_begun_s + member_services_s[begun])[order])),
+        np.concatenate((tags[:started], follow_tags[begun][order])),
+        split=started,
     )
     ends = served[queue].end_s
     busy_until_s = float(ends.max()) if len(ends) else state.busy_until_s
     fresh = started - from_backlog
-    later_s = np.concatenate((new_s[fresh:], follow_s[follow_started:]))
-    later_tags = np.concatenate((new_tags[fresh:], follow_tags[follow_started:]))
+    later_s = np.concatenate((new_s[fresh:], follow_s[~begun]))
+    later_tags = np.concatenate((new_tags[fresh:], follow_tags[~begun]))
     order = np.argsort(later_s, kind="stable")
     unserved = [(np.empty(0), np.empty(0, dtype=np.int64)) for _ in range(QUEUES)]
     unserved[queue] = (later_s[order], later_tags[order])
@@ -522,7 +520,11 @@ def serve_fifo_block(
         oldest = float(head_s[-1])
     elif len(later_s):
         oldest = float(later_s[order[0]])
-    return BlockPlan(t0_s, t1_s, started, served, busy_until_s, waiting, oldest, unserved, follow_started)
+    arrived_s: list[list[np.ndarray]] = [[] for _ in range(QUEUES)]
+    arrived_s[queue] = [new_s, np.sort(follow_s, kind="stable")]
+    return BlockPlan(
+        t0_s, t1_s, started, served, busy_until_s, waiting, oldest, unserved, arrived_s, len(made_tags)
+    )
 
 
 def commit(
@@ -602,9 +604,9 @@ def tagged_ends_one_by_one(
         if tag != NO_TAG:
             if end_s < t1_s:
                 ends.append((end_s, tag, arrival_s))
-            for follow_queue, count, follow_tag in follow_ons(tag):
+            for follow_queue, count, follow_tag, delay_s in follow_ons(tag):
                 for _ in range(count):
-                    heapq.heappush(follow, (end_s, seq, follow_queue, follow_tag))
+                    heapq.heappush(follow, (end_s + delay_s, seq, follow_queue, follow_tag))
                     seq += 1
         free_s = end_s
     return sorted(ends)

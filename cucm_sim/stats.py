@@ -49,11 +49,13 @@ class LogHistogram:
         self.count += len(values)
         self.total += float(values.sum())
         self.max = max(self.max, float(values.max()))
-        positive = np.maximum(values, MIN_VALUE)
-        index = 1 + ((np.log10(positive) - self._log_min) * BINS_PER_DECADE).astype(np.int64)
-        index[values < MIN_VALUE] = 0
-        np.minimum(index, self._last_bin, out=index)
-        self._bulk_counts += np.bincount(index, minlength=len(self._bulk_counts))
+        # Below MIN_VALUE lands below bin 1 and is clipped into the zero bin, as `add` does.
+        index = np.log10(np.maximum(values, MIN_VALUE / 10))
+        index -= self._log_min
+        index *= BINS_PER_DECADE
+        index += 1
+        bins = np.clip(index.astype(np.int64), 0, self._last_bin)
+        self._bulk_counts += np.bincount(bins, minlength=len(self._bulk_counts))
 
     @classmethod
     def merged(cls, parts: list[LogHistogram]) -> LogHistogram:

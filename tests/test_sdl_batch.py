@@ -169,8 +169,8 @@ def _fixed_point_ends(
     for _ in range(1000):
         signals = [list(queue) for queue in base]
         for end_s, tag, _ in ends:
-            queue, count, follow_tag = follow.get(tag, (0, 0, NO_TAG))
-            signals[queue].extend([(end_s, follow_tag)] * count)
+            follow_queue, count, follow_tag = follow.get(tag, (0, 0, NO_TAG))
+            signals[follow_queue].extend([(end_s, follow_tag)] * count)
         for queue in signals:
             queue.sort()
         block = Arrivals(
@@ -219,7 +219,7 @@ def test_one_by_one_equals_the_fixed_point_of_blocks(
         [np.array([tag for _, tag in queue], dtype=np.int64) for queue in base],
     )
     one_by_one = tagged_ends_one_by_one(
-        state, t0_s, t0_s + 1, block, draws, 1.0, lambda tag: [follow[tag]] if tag in follow else []
+        state, t0_s, t0_s + 1, block, draws, 1.0, lambda tag: [(*follow[tag], 0.0)] if tag in follow else []
     )
     assert [tag for _, tag, _ in one_by_one] == [tag for _, tag, _ in iterated]
     # A signal arriving within TIE_S after a slot's start may take it, so times agree to a few TIE_S.
@@ -230,9 +230,11 @@ def test_one_by_one_equals_the_fixed_point_of_blocks(
 
 def _fifo_reference(
     backlog: list[tuple[float, int]], busy_until_s: float, arrivals: list[tuple[float, int]],
-    service_ms: list[float], follow_ms: list[float], follow: dict[int, int], t0_s: float, t1_s: float,
+    service_ms: list[float], follow_ms: list[float], follow: dict[int, list[tuple[int, float]]], t0_s: float,
+    t1_s: float,
 ) -> tuple[list[tuple[float, float, int]], int]:
-    """One FIFO queue, one signal at a time; a tagged signal queues follow[tag] untagged follow-ons at its end.
+    """One FIFO queue, one signal at a time; a handled tagged signal queues, for each (count, delay) in
+    follow[tag], count untagged follow-ons delay after its end.
 
     Follow-ons take their service times from follow_ms in the order they are made, the others from
     service_ms in the order they are served.  Returns (arrival, start, tag) of each start before t1_s and
@@ -263,9 +265,10 @@ def _fifo_reference(
             service, used = service_ms[used], used + 1
         starts.append((arrival_s, free_s, tag))
         free_s += service / 1000.0
-        for _ in range(follow.get(tag, 0)):
-            made.append((free_s, NO_TAG, made_count))
-            made_count += 1
+        for count, delay_s in follow.get(tag, []):
+            for _ in range(count):
+                made.append((free_s + delay_s, NO_TAG, made_count))
+                made_count += 1
     waiting = len(queue) + sum(1 for t, _ in pending[p:] if t < t1_s) + sum(1 for m in made if m[0] < t1_s)
     return starts, waiting
 
@@ -276,19 +279,24 @@ def _fifo_reference(
     arrivals=st.lists(st.tuples(st.floats(0.0, 0.999), st.booleans()), max_size=40),
     busy_ms=st.floats(0.0, 50.0),
     follow_count=st.integers(0, 5),
+    late_count=st.integers(0, 4),
     seed=st.integers(0, 2**32 - 1),
     t0_s=st.sampled_from([1.0, 1000.0]),
 )
 def test_the_fifo_block_with_follow_ons_matches_one_signal_at_a_time(
     backlog: list[tuple[float, bool]], arrivals: list[tuple[float, bool]], busy_ms: float, follow_count: int,
-    seed: int, t0_s: float,
+    late_count: int, seed: int, t0_s: float,
 ) -> None:
+    # Each tagged signal queues follow_count signals at once (a call's set-up) and late_count after a
+    # random delay (its teardown), which may land in the block among other signals.
     rng = np.random.default_rng(seed)
     service_ms = rng.exponential(20.0, 400).tolist()
     follow_ms = rng.exponential(20.0, 400).tolist()
     old = [(t0_s - 1 + t, 100 + i if parent else NO_TAG) for i, (t, parent) in enumerate(sorted(backlog))]
     new = [(t0_s + t, 200 + i if parent else NO_TAG) for i, (t, parent) in enumerate(sorted(arrivals))]
-    follow = {tag: follow_count for _, tag in old + new if tag != NO_TAG}
+    delays_s = rng.exponential(0.2, len(old) + len(new)).tolist()
+    follow = {tag: [(follow_count, 0.0), (late_count, delay_s)]
+              for (_, tag), delay_s in zip(old + new, delays_s, strict=True) if tag != NO_TAG}
     expected, expected_waiting = _fifo_reference(
         old, t0_s + busy_ms / 1000, new, service_ms, follow_ms, follow, t0_s, t0_s + 1
     )
@@ -303,8 +311,9 @@ def test_the_fifo_block_with_follow_ons_matches_one_signal_at_a_time(
     follow_draws = ServiceDraws(_Fixed(follow_ms), np.random.default_rng(0))  # type: ignore[arg-type]
     plan = serve_fifo_block(
         state, 1, t0_s, t0_s + 1, block, draws, follow_draws, 1.0,
-        lambda tag: [(1, follow.get(tag, 0), NO_TAG)],
+        lambda tag: [(1, count, NO_TAG, delay_s) for count, delay_s in follow.get(tag, [])],
     )
+    assert plan is not None
     got = sorted(zip(plan.served[1].start_s.tolist(), plan.served[1].arrival_s.tolist(),
                      plan.served[1].tags.tolist(), strict=True))
     want = sorted((start, arrival, tag) for arrival, start, tag in expected)

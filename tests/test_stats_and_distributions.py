@@ -57,3 +57,28 @@ def test_draw_buffer_hands_out_the_same_stream_as_bulk_sampling() -> None:
     rng = np.random.default_rng(7)
     expected = np.concatenate([rng.exponential(1.0, 16) for _ in range(3)])[:40]
     assert drawn == expected.tolist()
+
+
+@given(st.lists(st.one_of(st.just(0.0), st.floats(0.0, 1e12, allow_nan=False)), max_size=300))
+def test_add_many_bins_exactly_as_add(values: list[float]) -> None:
+    one_by_one, at_once = LogHistogram(), LogHistogram()
+    for value in values:
+        one_by_one.add(value)
+    at_once.add_many(np.array(values))
+    assert at_once.count == one_by_one.count
+    assert at_once.max == one_by_one.max
+    assert at_once.total == pytest.approx(one_by_one.total, rel=1e-9)
+    for q in (0.0, 0.5, 0.95, 0.99, 1.0):
+        assert at_once.quantile(q) == one_by_one.quantile(q)
+
+
+def test_merged_histograms_are_their_union() -> None:
+    rng = np.random.default_rng(3)
+    parts = [LogHistogram() for _ in range(3)]
+    everything = LogHistogram()
+    for part in parts:
+        values = rng.exponential(2.0, 500)
+        part.add_many(values)
+        everything.add_many(values)
+    whole = LogHistogram.merged(parts)
+    assert whole.describe() == pytest.approx(everything.describe())
