@@ -58,6 +58,7 @@ from cucm_sim.sdl_batch import (
     serve_block,
     serve_fifo_block,
     tagged_ends_one_by_one,
+    tagged_ends_when_busy,
 )
 from cucm_sim.stats import LogHistogram
 from cucm_sim.throttling import ThrottleState, ThrottleStateMachine
@@ -70,6 +71,12 @@ UNREGISTERED, REGISTERING, REGISTERED = range(3)
 # A queued signal's tag says what waits for it: kind in the low 2 bits, a call or device id above.
 OFFHOOK, REG_INITIAL, REG_LOW = range(1, 4)
 _KIND_BITS = 2
+# Whose follow-ons a server queues itself: none (serve_block), a call's (serve_fifo_block), a
+# registration's (tagged_ends_when_busy), all (tagged_ends_one_by_one).
+_NONE: frozenset[int] = frozenset()
+_FIFO_FOLLOWS = frozenset({OFFHOOK})
+_REGISTRATION_FOLLOWS = frozenset({REG_INITIAL})
+_ALL_FOLLOWS = frozenset({OFFHOOK, REG_INITIAL})
 
 # Sparse events of a block, in this order when simultaneous.
 _COMPLETE, _CLOSE, _REGISTER, _TEARDOWN, _CALL = range(5)
@@ -269,6 +276,7 @@ class BatchedNodeModel:
         self._rejected_at_code_yellow_entry = 0
         self._ahead: dict[int, _Primary] = {}  # arrivals of seconds computed in a span that was undone
         self._calm_until_row = 0
+        self._chained = False  # the last block computed needed the slow path
 
         self.calls_attempted = 0
         self.calls_accepted = 0
@@ -444,12 +452,13 @@ class BatchedNodeModel:
         if self._carried is not None and self._carried[0] < t1_s:
             completions.append(self._carried)
         closures: list[tuple[float, int, int]] = []
-        fast_passes = FAST_PASSES
+        fast_passes = 1 if self._chained else FAST_PASSES  # a chain often lasts: try less before playing
+        self._chained = False
         fifo = self._normal_only(primary)
         served: tuple[_Decisions, BlockPlan] | None = None  # the last FIFO plan and what it was made from
         for _ in range(MAX_PASSES):
             self.passes += 1
-            decisions = self._decide(t0_s, t1_s, primary, completions, closures, follow_ons=not fifo)
+            decisions = self._decide(t0_s, t1_s, primary, completions, closures, _FIFO_FOLLOWS if fifo else _NONE)
             decisions.closures = closures
             new_closures = self._sccp_closures(t0_s, primary, decisions)
             if new_closures != closures:
@@ -464,7 +473,7 @@ class BatchedNodeModel:
                     break
                 fifo_plan = serve_fifo_block(
                     self.router, NORMAL, t0_s, t1_s, self._arrivals(primary, decisions), self.draws,
-                    self.follow_draws, capacity, self._follow_ons(decisions),
+                    self.follow_draws, capacity, self._follow_ons(decisions, _FIFO_FOLLOWS),
                 )
                 if fifo_plan is None:  # follow-ons that delay each other did not settle: the general path
                     fifo, served = False, None
@@ -489,14 +498,23 @@ class BatchedNodeModel:
                 fast_passes -= 0 if fifo else 1
                 completions = found
                 continue
-            # A chain of follow-ons (a registration storm): play the block one signal at a time, from the
-            # arrivals the latest pass implies less the follow-ons the one-by-one path queues itself.
-            unfollowed = self._decide(t0_s, t1_s, primary, found, closures, follow_ons=False)
+            # A chain of follow-ons (a registration storm).  If the thread stays busy, play only the low and
+            # lowest queues slot by slot; else the whole block one signal at a time.  Either starts from the
+            # arrivals the latest pass implies, less the follow-ons it queues itself.
+            self._chained = True
             carried = [c for c in [self._carried] if c is not None and c[0] < t1_s]
-            completions = sorted(carried + tagged_ends_one_by_one(
+            unfollowed = self._decide(t0_s, t1_s, primary, found, closures, _REGISTRATION_FOLLOWS)
+            busy = tagged_ends_when_busy(
                 self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity,
-                self._follow_ons(unfollowed),
-            ))
+                self._follow_ons(unfollowed, _REGISTRATION_FOLLOWS),
+            )
+            if busy is None:
+                unfollowed = self._decide(t0_s, t1_s, primary, found, closures, _ALL_FOLLOWS)
+                busy = tagged_ends_one_by_one(
+                    self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity,
+                    self._follow_ons(unfollowed, _ALL_FOLLOWS),
+                )
+            completions = sorted(carried + busy)
         else:
             raise RuntimeError(f"block [{t0_s}, {t1_s}) did not settle in {MAX_PASSES} passes")
         return plan, decisions
@@ -545,13 +563,16 @@ class BatchedNodeModel:
         carried_kind = self._carried[1] & ((1 << _KIND_BITS) - 1) if self._carried is not None else OFFHOOK
         return carried_kind == OFFHOOK and not any(kind == _REGISTER for _, kind, _, _, _ in primary.due)
 
-    def _follow_ons(self, d: _Decisions) -> FollowOns:
-        """What a handled tagged signal queues (as `_decide` does), for the servers that queue it themselves:
-        a call's set-up signals at once and its teardown a holding time later; a registration's next steps."""
+    def _follow_ons(self, d: _Decisions, kinds: frozenset[int]) -> FollowOns:
+        """What a handled tagged signal of one of `kinds` queues (as `_decide` does), for the servers that
+        queue it themselves: a call's set-up signals at once and its teardown a holding time later; a
+        registration's next steps."""
         registration_rest = self.scenario.devices.registration_signals - 1
 
         def follow_ons(tag: int) -> list[tuple[int, int, int, float]]:
             kind, ident = tag & ((1 << _KIND_BITS) - 1), tag >> _KIND_BITS
+            if kind not in kinds:
+                return []
             if kind == OFFHOOK:
                 _device, holding_s = d.new_calls.get(ident) or self._calls_in_progress[ident]
                 return [(NORMAL, self._setup_signals, NO_TAG, 0.0), (NORMAL, self._teardown_signals, NO_TAG, holding_s)]
@@ -615,12 +636,13 @@ class BatchedNodeModel:
     # ------------------------------------------------------- sparse events
     def _decide(
         self, t0_s: float, t1_s: float, primary: _Primary, completions: list[tuple[float, int, float]],
-        closures: list[tuple[float, int, int]], follow_ons: bool = True,
+        closures: list[tuple[float, int, int]], server_follows: frozenset[int] = frozenset(),
     ) -> _Decisions:
         """Play the block's sparse events in time order, given the handled signals and SCCP closures.
 
-        With `follow_ons` False, the signals handled in the block queue none of their immediate follow-ons
-        (the one-by-one path queues those itself); the one in service when the block began still does.
+        Signals of the tag kinds in `server_follows` handled in the block queue none of their follow-ons
+        here: the server that computes the block queues them itself (they still count as device events).
+        The one in service when the block began is not the server's: it queues its own.
         """
         d = _Decisions()
         events: list[tuple[float, int, int, int, int, float]] = []  # (t, kind, seq, a, b, x)
@@ -678,7 +700,7 @@ class BatchedNodeModel:
                 signal(t_s, NORMAL, device, tag=call_id << _KIND_BITS | OFFHOOK)
             elif kind == _COMPLETE:
                 what, ident = a & ((1 << _KIND_BITS) - 1), a >> _KIND_BITS
-                immediate = follow_ons or (t_s, a, x) == self._carried
+                immediate = what not in server_follows or (t_s, a, x) == self._carried
                 if what == OFFHOOK:
                     device, holding_s = d.new_calls.get(ident) or self._calls_in_progress[ident]
                     d.done_calls.append(ident)

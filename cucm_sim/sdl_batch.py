@@ -28,6 +28,7 @@ Times are seconds; service draws are milliseconds at full speed, divided by the 
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from cucm_sim.distributions import _Distribution
 
 QUEUES = 4
 """High, normal, low, lowest: index 0 is served first."""
+HIGH_QUEUE, NORMAL_QUEUE, LOW_QUEUE, LOWEST_QUEUE = range(QUEUES)
 
 NO_TAG = -1
 """The tag of a signal nobody waits for (background work, keepalives)."""
@@ -567,46 +569,149 @@ def tagged_ends_one_by_one(
     reach = 64
     while reach < 1 << 26 and free_s + float(draws.peek(reach).sum()) * scale < t1_s:
         reach *= 2
-    service_ms = draws.peek(reach).tolist()
-    queues: list[deque[tuple[float, int]]] = []
+    service_s = (draws.peek(reach) * scale).tolist()
+    # Per queue: its backlog, its arrivals (sorted) and its follow-ons (in time order), each read by an
+    # index or from the left: the queue's FIFO is the backlog, then the other two merged by time.
+    backlog = []
     for queue in state.queues:
         times_s, tags = queue.peek(min(len(queue), reach))
-        queues.append(deque(zip(times_s.tolist(), tags.tolist(), strict=True)))
-    incoming = sorted(
-        (t, q, tag)
-        for q in range(QUEUES)
-        for t, tag in zip(arrivals.times_s[q].tolist(), arrivals.tags[q].tolist(), strict=True)
-    )
-    follow: list[tuple[float, int, int, int]] = []  # heap of (t, seq, queue, tag)
+        backlog.append((times_s.tolist(), tags.tolist()))
+    incoming = [(times_s.tolist(), tags.tolist()) for times_s, tags in zip(arrivals.times_s, arrivals.tags,
+                                                                           strict=True)]
+    taken_old = [0] * QUEUES
+    taken_new = [0] * QUEUES
+    made: list[deque[tuple[float, int]]] = [deque() for _ in range(QUEUES)]
+    later: list[tuple[float, int, int, int]] = []  # follow-ons not yet arrived: heap of (t, seq, queue, tag)
     seq = 0
     ends: list[tuple[float, int, float]] = []
-    p = k = 0
-    while k < reach:
-        while p < len(incoming) and incoming[p][0] <= free_s + TIE_S:
-            queues[incoming[p][1]].append((incoming[p][0], incoming[p][2]))
-            p += 1
-        while follow and follow[0][0] <= free_s + TIE_S:
-            t_s, _, q, tag = heapq.heappop(follow)
-            queues[q].append((t_s, tag))
-        if not any(queues):
-            upcoming = [incoming[p][0]] if p < len(incoming) else []
-            upcoming += [follow[0][0]] if follow else []
-            if not upcoming:
+    inf = math.inf
+    for took_s in service_s:
+        # Whose turn: the first queue with a signal there by free_s (up to TIE_S after it).
+        while True:
+            ready_s = free_s + TIE_S
+            while later and later[0][0] <= ready_s:
+                t_s, _, q, tag = heapq.heappop(later)
+                made[q].append((t_s, tag))
+            chosen = -1
+            soonest = inf
+            for q in range(QUEUES):
+                if taken_old[q] < len(backlog[q][0]):
+                    chosen = q
+                    break
+                new_times = incoming[q][0]
+                head_s = new_times[taken_new[q]] if taken_new[q] < len(new_times) else inf
+                if made[q] and made[q][0][0] < head_s:
+                    head_s = made[q][0][0]
+                if head_s <= ready_s:
+                    chosen = q
+                    break
+                soonest = min(soonest, head_s)
+            if chosen >= 0:
                 break
-            free_s = min(upcoming)
-            continue
+            if later:
+                soonest = min(soonest, later[0][0])
+            if soonest == inf:
+                return sorted(ends)
+            free_s = soonest
         if free_s >= t1_s:
             break
-        q = next(q for q in range(QUEUES) if queues[q])
-        arrival_s, tag = queues[q].popleft()
-        end_s = free_s + service_ms[k] * scale
-        k += 1
+        q = chosen
+        if taken_old[q] < len(backlog[q][0]):
+            arrival_s, tag = backlog[q][0][taken_old[q]], backlog[q][1][taken_old[q]]
+            taken_old[q] += 1
+        else:
+            new_times, new_tags = incoming[q]
+            i = taken_new[q]
+            if made[q] and (i >= len(new_times) or made[q][0][0] < new_times[i]):
+                arrival_s, tag = made[q].popleft()
+            else:
+                arrival_s, tag = new_times[i], new_tags[i]
+                taken_new[q] = i + 1
+        end_s = free_s + took_s
         if tag != NO_TAG:
             if end_s < t1_s:
                 ends.append((end_s, tag, arrival_s))
             for follow_queue, count, follow_tag, delay_s in follow_ons(tag):
                 for _ in range(count):
-                    heapq.heappush(follow, (end_s + delay_s, seq, follow_queue, follow_tag))
+                    heapq.heappush(later, (end_s + delay_s, seq, follow_queue, follow_tag))
                     seq += 1
         free_s = end_s
+    return sorted(ends)
+
+
+def tagged_ends_when_busy(
+    state: RouterState, t0_s: float, t1_s: float, arrivals: Arrivals, draws: ServiceDraws, capacity_factor: float,
+    follow_ons: FollowOns,
+) -> list[tuple[float, int, float]] | None:
+    """`tagged_ends_one_by_one` for a block in which the thread never idles, mostly in bulk.
+
+    Busy throughout, the k-th service starts at free time + the k - 1 services before it, whoever it
+    serves.  The high and normal queues then take their slots in bulk (`_allocate`), as their arrivals are
+    all known; only the low and lowest queues, where a handled lowest signal (a registration request)
+    queues low ones that go before the next, are played slot by slot, over the slots left to them.
+    `follow_ons` must only make low signals, from lowest ones.  None when the thread would idle.
+    """
+    scale = 1.0 / (1000.0 * capacity_factor)
+    free_s = max(t0_s, state.busy_until_s)
+    if free_s >= t1_s:
+        return []
+    backlog = [len(queue) for queue in state.queues]
+    service_s = _read_ahead(draws, 1 << 40, free_s, t1_s, scale)  # follow-ons add jobs: read to t1_s
+    slot_s = free_s + (np.cumsum(service_s) - service_s)
+    slots = int(np.searchsorted(slot_s, t1_s, side="left"))
+    slot_s, service_s = slot_s[:slots], service_s[:slots]
+    ends: list[tuple[float, int, float]] = []
+    free_slots = np.arange(slots)
+    for q in (HIGH_QUEUE, NORMAL_QUEUE):
+        times_s, tags = arrivals.times_s[q], arrivals.tags[q]
+        took = _allocate(slot_s[free_slots], backlog[q], times_s - TIE_S)
+        mine = free_slots[took]
+        free_slots = free_slots[~took]
+        old_s, old_tags = state.queues[q].peek(min(len(mine), backlog[q]))
+        job_s = np.concatenate((old_s, times_s[:len(mine) - len(old_s)]))
+        job_tags = np.concatenate((old_tags, tags[:len(mine) - len(old_s)]))
+        tagged = np.flatnonzero(job_tags != NO_TAG)
+        end_s = slot_s[mine[tagged]] + service_s[mine[tagged]]
+        inside = end_s < t1_s
+        ends += zip(end_s[inside].tolist(), job_tags[tagged][inside].tolist(), job_s[tagged][inside].tolist(),
+                    strict=True)
+
+    # The low and lowest queues, slot by slot: each a FIFO of its backlog, then its arrivals (and for the
+    # low queue, follow-ons) in arrival order.
+    def fifo(q: int) -> deque[tuple[float, int]]:
+        times_s, tags = state.queues[q].peek(min(backlog[q], len(free_slots)))
+        return deque(zip(times_s.tolist(), tags.tolist(), strict=True))
+
+    waiting = {q: fifo(q) for q in (LOW_QUEUE, LOWEST_QUEUE)}
+    incoming = {q: list(zip(arrivals.times_s[q].tolist(), arrivals.tags[q].tolist(), strict=True))
+                for q in (LOW_QUEUE, LOWEST_QUEUE)}
+    next_in = {LOW_QUEUE: 0, LOWEST_QUEUE: 0}
+    made: deque[tuple[float, int]] = deque()  # follow-ons to the low queue, in time order
+    for at_s, took_s in zip(slot_s[free_slots].tolist(), service_s[free_slots].tolist(), strict=True):
+        ready_s = at_s + TIE_S
+        for q in (LOW_QUEUE, LOWEST_QUEUE):
+            pending, i = incoming[q], next_in[q]
+            while i < len(pending) and pending[i][0] <= ready_s:
+                if q == LOW_QUEUE:
+                    while made and made[0][0] <= pending[i][0]:
+                        waiting[q].append(made.popleft())
+                waiting[q].append(pending[i])
+                i += 1
+            next_in[q] = i
+        while made and made[0][0] <= ready_s:
+            waiting[LOW_QUEUE].append(made.popleft())
+        if waiting[LOW_QUEUE]:
+            arrival_s, tag = waiting[LOW_QUEUE].popleft()
+        elif waiting[LOWEST_QUEUE]:
+            arrival_s, tag = waiting[LOWEST_QUEUE].popleft()
+        else:
+            return None  # nothing to serve in this slot: the thread idles, and the slot times are off
+        end_s = at_s + took_s
+        if tag != NO_TAG:
+            if end_s < t1_s:
+                ends.append((end_s, tag, arrival_s))
+            for follow_queue, count, follow_tag, delay_s in follow_ons(tag):
+                if count:
+                    assert follow_queue == LOW_QUEUE and delay_s == 0.0, "only low follow-ons, at once"
+                    made.extend([(end_s, follow_tag)] * count)
     return sorted(ends)

@@ -27,6 +27,7 @@ from cucm_sim.sdl_batch import (
     serve_block,
     serve_fifo_block,
     tagged_ends_one_by_one,
+    tagged_ends_when_busy,
 )
 
 
@@ -324,3 +325,41 @@ def test_the_fifo_block_with_follow_ons_matches_one_signal_at_a_time(
     assert plan.waiting[1] == expected_waiting
     commit(state, plan, draws, follow_draws)
     assert len(state.queues[1]) == expected_waiting
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    high=st.lists(st.floats(0.0, 0.999, allow_nan=False), max_size=30),
+    normal=st.lists(st.floats(0.0, 0.999, allow_nan=False), max_size=60),
+    lowest=st.lists(st.floats(0.0, 0.999, allow_nan=False), max_size=15),
+    waiting_lowest=st.integers(0, 120),
+    follow_count=st.integers(1, 9),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_busy_path_equals_one_signal_at_a_time(
+    high: list[float], normal: list[float], lowest: list[float], waiting_lowest: int, follow_count: int, seed: int,
+) -> None:
+    # A registration storm: lowest requests, each queuing `follow_count` low signals when handled, behind
+    # high and normal work; a backlog of requests keeps the thread busy (when it would idle: no answer).
+    t0_s = 1000.0
+    state = RouterState.idle()
+    state.busy_until_s = t0_s
+    state.queues[3].push(np.full(waiting_lowest, t0_s - 1), 500 + np.arange(waiting_lowest))
+    times = [sorted(high), sorted(normal), [], sorted(lowest)]
+    block = Arrivals(
+        [t0_s + np.array(t, dtype=float) for t in times],
+        [np.full(len(times[0]), NO_TAG), 100 + np.arange(len(times[1])), np.empty(0, dtype=np.int64),
+         200 + np.arange(len(times[3]))],
+    )
+
+    def follow(tag: int) -> list[tuple[int, int, int, float]]:
+        return [(2, follow_count, 10_000 + tag, 0.0)] if tag >= 200 and tag < 10_000 else []
+
+    service_ms = np.random.default_rng(seed).exponential(6.0, 2000).tolist()
+    draws = ServiceDraws(_Fixed(service_ms), np.random.default_rng(0))  # type: ignore[arg-type]
+    busy = tagged_ends_when_busy(state, t0_s, t0_s + 1, block, draws, 1.0, follow)
+    exact = tagged_ends_one_by_one(state, t0_s, t0_s + 1, block, draws, 1.0, follow)
+    if busy is None:
+        return  # the thread idled: the caller falls back to the one-by-one path
+    assert [tag for _, tag, _ in busy] == [tag for _, tag, _ in exact]
+    assert [x for e, _, a in busy for x in (e, a)] == pytest.approx([x for e, _, a in exact for x in (e, a)], abs=3e-9)
