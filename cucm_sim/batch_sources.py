@@ -1,11 +1,12 @@
 """Arrival streams for the batched engine, read one block of time at a time (numpy, no SimPy).
 
 Each stream owns its generator and hands out the arrivals in ``[t0_s, t1_s)`` for consecutive blocks.
-What arrives does not depend on the node's state (that is decided later, per block), so a block can be
-computed several times from the same arrivals.  Every stream has the distribution of its per-signal
-counterpart in `model`: Poisson streams by exponential gaps (a superposition of Poisson streams is one
-Poisson stream, each arrival belonging to a source with probability proportional to its rate),
-keepalives at each device's fixed phase, call attempts by thinning or at even spacing.
+What arrives depends neither on the node's state (that is decided later, per block) nor on how time is
+cut into blocks: a stream draws its variates in one sequence and keeps what it read ahead, so the same
+seed offers the same load to every parameter choice (common random numbers for what-if comparisons).
+Every stream has the distribution of its per-signal counterpart in `model`: Poisson streams by
+exponential gaps (a group of chatty devices is one Poisson stream, each event belonging to a uniformly
+random member), keepalives at each device's fixed phase, call attempts by thinning or at even spacing.
 """
 
 from __future__ import annotations
@@ -27,25 +28,22 @@ class PoissonTimes:
         self._mean_gap_s = 1.0 / rate_per_s
         self._rng = rng
         self._end_s = end_s
-        self._next_s = start_s + rng.exponential(self._mean_gap_s)
+        self._last_s = start_s  # the latest arrival drawn (or the start)
+        self._ahead_s = _EMPTY  # drawn, not yet handed out
 
     def take(self, t0_s: float, t1_s: float) -> np.ndarray:
         """Arrival times in ``[t0_s, t1_s)``, sorted; blocks must come in order."""
         limit_s = min(t1_s, self._end_s)
-        if self._next_s >= limit_s:
-            return _EMPTY
-        parts = []
-        while self._next_s < limit_s:
-            count = int((limit_s - self._next_s) / self._mean_gap_s * 1.1) + 16
-            gaps_s = self._rng.exponential(self._mean_gap_s, count)
-            gaps_s[0] = self._next_s
-            times_s = np.cumsum(gaps_s)
-            inside = int(np.searchsorted(times_s, limit_s))
-            parts.append(times_s[:inside])
-            # The first arrival past the block is kept; those after it are dropped (memoryless).
-            self._next_s = float(times_s[inside]) if inside < count else float(times_s[-1]) + self._rng.exponential(
-                self._mean_gap_s)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        parts = [self._ahead_s]
+        while self._last_s < limit_s:
+            count = int((limit_s - self._last_s) / self._mean_gap_s * 1.1) + 16
+            times_s = self._last_s + np.cumsum(self._rng.exponential(self._mean_gap_s, count))
+            parts.append(times_s)
+            self._last_s = float(times_s[-1])
+        drawn_s = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        inside = int(np.searchsorted(drawn_s, limit_s))
+        self._ahead_s = drawn_s[inside:] if limit_s < self._end_s else _EMPTY
+        return drawn_s[:inside]
 
 
 class KeepaliveTimes:
@@ -79,10 +77,12 @@ class KeepaliveTimes:
 class CallAttemptTimes:
     """Call attempts: Poisson (thinned to the rate profile) or evenly spaced at the current rate."""
 
-    def __init__(self, calls: CallRateProfile, arrivals: str, rng: np.random.Generator) -> None:
+    def __init__(
+        self, calls: CallRateProfile, arrivals: str, rng: np.random.Generator, thinning_rng: np.random.Generator
+    ) -> None:
         self._calls = calls
         self._poisson = arrivals == "poisson"
-        self._rng = rng
+        self._rng = thinning_rng
         max_rate = calls.max_rate_per_s()
         self._constant = max(calls.profile_rates_per_s) == min(calls.profile_rates_per_s) and not calls.surges
         self._candidates = PoissonTimes(max_rate, rng) if self._poisson and max_rate > 0 else None

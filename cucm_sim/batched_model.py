@@ -98,8 +98,9 @@ CALM_ROWS = 16
 
 _STREAM_NAMES = (
     "service", "background", "calls", "holding", "devices", "keepalive_phase", "chatty", "bursts", "registration",
-    "follow_on_service",
+    "follow_on_service", "calls_thinning", "devices_fallback", "chatty_devices",
 )
+"""One generator each; background sources, bursts and chatty groups get one child each of theirs."""
 
 
 @dataclass
@@ -224,8 +225,8 @@ class BatchedNodeModel:
     def __init__(self, scenario: Scenario, seed: int) -> None:
         self.scenario = scenario
         self.env = simpy.Environment()
-        children = np.random.SeedSequence(seed).spawn(len(_STREAM_NAMES))
-        self.rngs = {name: np.random.default_rng(c) for name, c in zip(_STREAM_NAMES, children, strict=True)}
+        children = dict(zip(_STREAM_NAMES, np.random.SeedSequence(seed).spawn(len(_STREAM_NAMES)), strict=True))
+        self.rngs = {name: np.random.default_rng(child) for name, child in children.items()}
         self.duration_s = scenario.duration_s
         self.throttle = ThrottleStateMachine(scenario.throttling)
         self.alarms: list[Alarm] = []
@@ -242,21 +243,26 @@ class BatchedNodeModel:
         self._teardown_signals = load.signals_per_call - (load.setup_signals_per_call or 1)
         self._background = self._streams_per_queue(
             [(s.signals_per_s, PRIORITY_INDEX[s.priority], 0.0, math.inf) for s in load.background],
-            self.rngs["background"],
+            children["background"],
         )
         self._bursts = self._streams_per_queue(
             [(d.signals_per_s, PRIORITY_INDEX[d.priority], d.start_s, d.end_s)
              for d in scenario.disturbances if isinstance(d, SignalBurst)],
-            self.rngs["bursts"],
+            children["bursts"],
         )
-        self._calls = CallAttemptTimes(CallRateProfile.from_scenario(scenario), load.call_arrivals, self.rngs["calls"])
+        self._calls = CallAttemptTimes(
+            CallRateProfile.from_scenario(scenario), load.call_arrivals, self.rngs["calls"], self.rngs["calls_thinning"]
+        )
         self._keepalives = KeepaliveTimes(devices.count, devices.keepalive_interval_s, self.rngs["keepalive_phase"])
         self._keepalive_queue = PRIORITY_INDEX[devices.keepalive_priority]
-        self._chatty: list[tuple[PoissonTimes, int, int, int]] = []
+        self._chatty: list[tuple[PoissonTimes, int, int, int, np.random.Generator]] = []
         first = 0
-        for group in devices.chatty:
-            stream = PoissonTimes(group.count * group.events_per_s, self.rngs["chatty"], group.start_s, group.end_s)
-            self._chatty.append((stream, first, group.count, PRIORITY_INDEX[group.priority]))
+        for group, times_seed, devices_seed in zip(devices.chatty, children["chatty"].spawn(len(devices.chatty)),
+                                                   children["chatty_devices"].spawn(len(devices.chatty)), strict=True):
+            stream = PoissonTimes(group.count * group.events_per_s, np.random.default_rng(times_seed), group.start_s,
+                                  group.end_s)
+            self._chatty.append((stream, first, group.count, PRIORITY_INDEX[group.priority],
+                                 np.random.default_rng(devices_seed)))
             first += group.count
 
         self.device_state = np.full(devices.count, REGISTERED if devices.registered_at_start else UNREGISTERED,
@@ -311,11 +317,14 @@ class BatchedNodeModel:
             self.env.run(until=self._clock)
 
     # ---------------------------------------------------------------- set-up
+    @staticmethod
     def _streams_per_queue(
-        self, sources: list[tuple[float, int, float, float]], rng: np.random.Generator
+        sources: list[tuple[float, int, float, float]], seed: np.random.SeedSequence
     ) -> list[tuple[PoissonTimes, int]]:
-        """One Poisson stream per source (rate > 0), with its queue."""
-        return [(PoissonTimes(rate, rng, start, end), queue) for rate, queue, start, end in sources if rate > 0]
+        """One Poisson stream per source (rate > 0), each with its own generator, with its queue."""
+        return [(PoissonTimes(rate, np.random.default_rng(child), start, end), queue)
+                for (rate, queue, start, end), child in zip(sources, seed.spawn(len(sources)), strict=True)
+                if rate > 0]
 
     def _registration_storm(self, now_s: float) -> None:
         spread_s = self.scenario.devices.registration_spread_s
@@ -395,6 +404,7 @@ class BatchedNodeModel:
     def _second_in_pieces(self, row: int) -> None:
         """One second, cut where the capacity changes or the node comes back; or while it is down."""
         t0_s, end_s = float(row), float(row + 1)
+        state_during_second = self.throttle.state  # a restart inside it resets the machine
         tallies = []
         while t0_s < end_s:
             t1_s = min([end_s] + [t for t in self._cut_times_s if t0_s < t < end_s])
@@ -419,7 +429,7 @@ class BatchedNodeModel:
         for part in tallies[:-1]:
             for name in ("starts", "wait_s", "processed", "attempted", "rejected"):
                 getattr(whole, name)[0] += getattr(part, name)[0]
-        self._write_row(whole, 0, 0)
+        self._write_row(whole, 0, 0, state_during_second)
 
     # ------------------------------------------------------------ one block
     def _generate(self, t0_s: float, t1_s: float) -> _Primary:
@@ -435,13 +445,13 @@ class BatchedNodeModel:
         ]
         keepalive_s, keepalive_device = self._keepalives.take(t0_s, t1_s)
         chatty = []
-        for stream, first, count, _queue in self._chatty:
+        for stream, first, count, _queue, device_rng in self._chatty:
             times_s = stream.take(t0_s, t1_s)
-            chatty.append((times_s, first + self.rngs["chatty"].integers(count, size=len(times_s))))
+            chatty.append((times_s, first + device_rng.integers(count, size=len(times_s))))
         call_s = self._calls.take(t0_s, t1_s)
         devices = max(len(self.device_state), 1)
         candidates = self.rngs["devices"].integers(devices, size=(len(call_s), CANDIDATES_PER_CALL))
-        fallback = self.rngs["devices"].random(len(call_s))
+        fallback = self.rngs["devices_fallback"].random(len(call_s))
         holding_s = self.scenario.load.holding_time_s.sample(self.rngs["holding"], len(call_s))
         return _Primary(merged, keepalive_s, keepalive_device, chatty, call_s, candidates, fallback, holding_s)
 
@@ -557,7 +567,7 @@ class BatchedNodeModel:
             return False
         if len(primary.keepalive_s) and self._keepalive_queue != NORMAL:
             return False
-        if any(len(times_s) and queue != NORMAL for (times_s, _), (_, _, _, queue) in zip(
+        if any(len(times_s) and queue != NORMAL for (times_s, _), (_, _, _, queue, _) in zip(
                 primary.chatty, self._chatty, strict=True)):
             return False
         carried_kind = self._carried[1] & ((1 << _KIND_BITS) - 1) if self._carried is not None else OFFHOOK
@@ -609,7 +619,7 @@ class BatchedNodeModel:
             if queue == self._keepalive_queue and len(primary.keepalive_s):
                 assert decisions.keepalive_keep is not None
                 parts.append(primary.keepalive_s[decisions.keepalive_keep])
-            for (chatty_s, _devices), keep, (_, _, _, chatty_queue) in zip(
+            for (chatty_s, _devices), keep, (_, _, _, chatty_queue, _) in zip(
                 primary.chatty, decisions.chatty_keep, self._chatty, strict=True
             ):
                 if chatty_queue == queue:
@@ -988,11 +998,13 @@ class BatchedNodeModel:
             return 0.0
         return (tally.end_rows[end_index] + 1 - oldest_s) * 1000.0
 
-    def _write_row(self, tally: _Rows, index: int, end_index: int) -> None:
+    def _write_row(
+        self, tally: _Rows, index: int, end_index: int, state_during_second: ThrottleState | None = None
+    ) -> None:
         """The end of a second: the expected-delay sample, throttling, the timeline row (as `model`)."""
         row = tally.end_rows[end_index]
         now_s = float(row + 1)
-        state_during_second = self.throttle.state
+        state_during_second = state_during_second or self.throttle.state
         expected_delay_ms = self._expected_delay_ms(tally, index, end_index)
         average_ms, sample_activity = 0.0, 0
         raised: list[Alarm] = []

@@ -98,6 +98,13 @@ class _LazyProgress:
             self._progress.stop()
 
 
+_ENGINE_OPTION = click.option(
+    "--engine", type=click.Choice(["batched", "signal"]), default=None,
+    help="Simulation engine, overriding the scenario's: batched (default, fast) or signal (the per-signal "
+    "reference, slow).",
+)
+
+
 @main.command()
 @click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
@@ -105,17 +112,19 @@ class _LazyProgress:
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), help="Override the scenario's seed.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario field, e.g. --set throttling.code_yellow_entry_latency_ms=50 (repeatable).")
+@_ENGINE_OPTION
 @click.option("--no-plots", is_flag=True, help="Skip timeline.png (faster).")
 @click.option("--force", is_flag=True, help="Replace the result directory if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result directory.")
 def run(scenario_file: Path, out_dir: Path | None, seed: int | None, overrides: tuple[str, ...],
-        no_plots: bool, force: bool, quiet: bool) -> None:
+        engine: str | None, no_plots: bool, force: bool, quiet: bool) -> None:
     """Run SCENARIO and write its result directory.
 
     Writes summary.json, timeline.csv, alarms.csv, scenario.resolved.yaml, narrative.txt and timeline.png.
     Unless --quiet, prints a summary and the start of the story (all of it: `cucm-sim explain DIR`).
     """
-    all_overrides = [*overrides, *([f"seed={seed}"] if seed is not None else [])]
+    all_overrides = [*overrides, *([f"seed={seed}"] if seed is not None else []),
+                     *([f"engine={engine}"] if engine is not None else [])]
     scenario = _user_errors_exit_2(lambda: load_scenario(scenario_file, all_overrides))
     out_dir = out_dir or Path("results") / _safe_name(scenario.name)
     _user_errors_exit_2(lambda: check_output_dir(out_dir, force))
@@ -227,14 +236,15 @@ def _load_each(files: Iterable[Path], overrides: tuple[str, ...]) -> tuple[list[
               help="Also write the results as JUnit XML to this file.")
 @click.option("--workers", "-j", type=click.IntRange(1, 1024), default=None,
               help="Processes to run on (default: one per CPU). Results do not depend on it.")
+@_ENGINE_OPTION
 def check(paths: tuple[Path, ...], replications: int, overrides: tuple[str, ...], junit_file: Path | None,
-          workers: int | None) -> None:
+          workers: int | None, engine: str | None) -> None:
     """Run every scenario that has an `expect:` block and judge its bounds.
 
     Exit 0 when every expectation holds, 1 when any fails, 2 on a user error (nothing is run then).
     """
     files = _user_errors_exit_2(lambda: scenario_files(paths))
-    scenarios, problems = _load_each(files, overrides)
+    scenarios, problems = _load_each(files, (*overrides, *([f"engine={engine}"] if engine is not None else [])))
     if problems:
         _fail(problems)
     to_check = [(path, scenario) for path, scenario in scenarios if scenario.expect]

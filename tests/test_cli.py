@@ -244,7 +244,7 @@ def test_summary_json_has_the_documented_keys(run_tiny: Callable[..., Result], t
     assert summary["scenario"] == "tiny"
     assert summary["seed"] == 42
     assert summary["duration_s"] == TINY_DURATION_S
-    assert summary["engine"] == "signal"
+    assert summary["engine"] == "batched"
     assert set(summary["time_in_state_s"]) == {"Normal", "CodeYellow", "CodeRed"}
     assert sum(summary["time_in_state_s"].values()) == TINY_DURATION_S
     assert summary["dial_tone_delay_ms"].keys() >= DELAY_KEYS

@@ -61,7 +61,7 @@ def test_minimal_scenario_loads_with_cisco_defaults(tmp_path: Path) -> None:
     assert scenario.duration_s == 60
     assert scenario.seed is None
     assert scenario.description == ""
-    assert scenario.engine == "signal"
+    assert scenario.engine == "batched"
     # Cisco's defaults themselves are pinned in test_throttling.py; an absent section gets exactly them.
     assert scenario.throttling == ThrottlingParams()
     # The other sections have their documented defaults and no load at all.
