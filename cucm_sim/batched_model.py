@@ -352,7 +352,9 @@ class BatchedNodeModel:
         """How many seconds from `row` to compute as one block; 0: this second must go in pieces."""
         if not self._up:
             return 0
-        rows = min(1 if row < self._calm_until_row else SPAN_ROWS, self.duration_s - row)
+        # Speculate only when it pays: not right after a state change, nor while blocks need the slow path
+        # (an undone span would throw away seconds of one-by-one work).
+        rows = min(1 if row < self._calm_until_row or self._chained else SPAN_ROWS, self.duration_s - row)
         for cut_s in self._cut_times_s:
             if row < cut_s < row + rows:
                 if cut_s < row + 1:
