@@ -90,6 +90,12 @@ MAX_PASSES = 100_000
 FAST_PASSES = 3
 """Vectorized passes before a block is played one signal at a time to find its handled signals."""
 
+SLOW_ROUNDS = 4
+"""Rounds of the slow path on its own answer, until the device states it assumes are those it finds."""
+
+MAX_SLOW_USES = 3
+"""Slow-path answers per block; after them, plain passes alone (which always settle, one link a pass)."""
+
 SPAN_ROWS = 8
 """Seconds computed as one block while the throttling state holds (it is checked at every second's end)."""
 
@@ -210,12 +216,17 @@ class _Decisions:
 
 
 def _same_completions(a: list[tuple[float, int, float]], b: list[tuple[float, int, float]]) -> bool:
-    """The same handled signals, at the same times to within `TIE_S` (the two paths round differently)."""
+    """The same handled signals, at the same times to within `TIE_S` (the paths round differently, so
+    near-simultaneous ones are matched by tag, not by their order in time)."""
     if len(a) != len(b):
         return False
+    if a == b:
+        return True
+    by_tag_a = sorted(a, key=lambda c: (c[1], c[0]))
+    by_tag_b = sorted(b, key=lambda c: (c[1], c[0]))
     return all(
         tag_a == tag_b and abs(end_a - end_b) <= TIE_S and abs(arrival_a - arrival_b) <= TIE_S
-        for (end_a, tag_a, arrival_a), (end_b, tag_b, arrival_b) in zip(a, b, strict=True)
+        for (end_a, tag_a, arrival_a), (end_b, tag_b, arrival_b) in zip(by_tag_a, by_tag_b, strict=True)
     )
 
 
@@ -465,6 +476,7 @@ class BatchedNodeModel:
             completions.append(self._carried)
         closures: list[tuple[float, int, int]] = []
         fast_passes = 1 if self._chained else FAST_PASSES  # a chain often lasts: try less before playing
+        slow_uses = 0
         self._chained = False
         fifo = self._normal_only(primary)
         served: tuple[_Decisions, BlockPlan] | None = None  # the last FIFO plan and what it was made from
@@ -506,8 +518,8 @@ class BatchedNodeModel:
                     if quick is not None and self._sccp_closures(t0_s, primary, quick) == closures:
                         decisions = quick
                         break
-            if fifo or fast_passes:
-                fast_passes -= 0 if fifo else 1
+            if fifo or fast_passes or slow_uses >= MAX_SLOW_USES:
+                fast_passes -= 0 if fifo or not fast_passes else 1
                 completions = found
                 continue
             # A chain of follow-ons (a registration storm).  If the thread stays busy, play only the low and
@@ -515,18 +527,29 @@ class BatchedNodeModel:
             # arrivals the latest pass implies, less the follow-ons it queues itself.
             self._chained = True
             carried = [c for c in [self._carried] if c is not None and c[0] < t1_s]
-            unfollowed = self._decide(t0_s, t1_s, primary, found, closures, _REGISTRATION_FOLLOWS)
-            busy = tagged_ends_when_busy(
-                self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity,
-                self._follow_ons(unfollowed, _REGISTRATION_FOLLOWS),
-            )
-            if busy is None:
-                unfollowed = self._decide(t0_s, t1_s, primary, found, closures, _ALL_FOLLOWS)
-                busy = tagged_ends_one_by_one(
+            basis = found
+            for _ in range(SLOW_ROUNDS):  # until the device states it assumes are those it finds
+                unfollowed = self._decide(t0_s, t1_s, primary, basis, closures, _REGISTRATION_FOLLOWS)
+                busy = tagged_ends_when_busy(
                     self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity,
-                    self._follow_ons(unfollowed, _ALL_FOLLOWS),
+                    self._follow_ons(unfollowed, _REGISTRATION_FOLLOWS),
                 )
-            completions = sorted(carried + busy)
+                if busy is None:
+                    unfollowed = self._decide(t0_s, t1_s, primary, basis, closures, _ALL_FOLLOWS)
+                    busy = tagged_ends_one_by_one(
+                        self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity,
+                        self._follow_ons(unfollowed, _ALL_FOLLOWS),
+                    )
+                answer = sorted(carried + busy)
+                settled = _same_completions(answer, basis)
+                basis = answer
+                if settled:
+                    break
+            completions = basis
+            # The slow path's answer starts the fixed point near its end; plain passes settle it (the two
+            # round differently, so its answer is not compared with a pass's, only passes with passes).
+            slow_uses += 1
+            fast_passes = FAST_PASSES
         else:
             raise RuntimeError(f"block [{t0_s}, {t1_s}) did not settle in {MAX_PASSES} passes")
         return plan, decisions
