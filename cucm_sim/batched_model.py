@@ -1,20 +1,25 @@
 """The batched model of one CUCM node (engine ``batched``): SimPy keeps the clock, numpy does the SDL work.
 
 The same world and the same rules as the per-signal `model` (its module doc states the modelling
-choices; all hold here), simulated a block of time at a time.  A block is one simulated second, cut
-where the capacity changes or the node comes back from a restart.  For each block:
+choices; all hold here), simulated a block of time at a time.  A block is a span of up to SPAN_ROWS
+seconds while the throttling state holds (every second's sample is checked on a copy of the state
+machine first; if the state would change inside the span, it is redone second by second), or one
+second cut where the capacity changes or the node comes back from a restart.  For each block:
 
 1. the arrival streams (`batch_sources`) hand out everything that arrives in it, whatever the node's
    state: background and burst signals, keepalives, chatty-device events, call attempts;
 2. `_decide` plays the block's sparse events in time order -- call attempts (admitted or rejected by
-   the throttling state of that second, which cannot change inside it), registrations, teardowns, SCCP
+   the throttling state, which cannot change inside the block), registrations, teardowns, SCCP
    closures, and the signals handled with something waiting on them (a call's off-hook signal gives
    dial tone and queues the set-up signals, a registration step queues the next) -- and says which
    signals enter which queue when;
-3. `sdl_batch.serve_block` computes every service that starts in the block, exactly;
+3. `sdl_batch` computes every service that starts in the block, exactly: `serve_fifo_block` when only
+   the normal queue has work (it queues a call's follow-ons itself), else `serve_block`;
 4. the handled signals of step 3 go back into step 2, until they no longer change.  A pass is exact up
    to the first follow-on signal it did not know of, and the next pass knows it, so the fixed point is
-   reached and is what the per-signal engine would have done.  Then the block is committed.
+   reached and is what the per-signal engine would have done.  Where follow-ons chain (a registration
+   storm), the exact slow paths of `sdl_batch` find the handled signals and the passes confirm them.
+   Then the block is committed.
 
 Nothing grows with the run: waits go into fixed-size histograms, the timeline has one row per second,
 and the queues hold only the signals actually waiting.

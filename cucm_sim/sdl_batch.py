@@ -19,10 +19,15 @@ Why this is exact, not an approximation:
   (0-based k) -- a cumulative minimum.  The next queue does the same over the slots the higher queues
   left free, and so on down; within a queue signals are served in arrival order.
 
+Besides `serve_block`: `serve_fifo_block` serves a block where only one queue has work together with
+the follow-on signals its handled signals queue (one pass, see its doc), and `tagged_ends_when_busy` /
+`tagged_ends_one_by_one` are the exact slow paths for follow-ons that chain (a registration storm).
+
 A signal arriving at a slot's start, or up to `TIE_S` after it, may take it: the follow-on
 signals a handled signal queues arrive exactly at the end of its service, and must be there for the very
 next slot, as in the per-signal engine, even when rounding puts that slot's start a few ulps earlier.
-Times are seconds; service draws are milliseconds at full speed, divided by the block's capacity factor.
+Times are seconds; service draws are milliseconds at full speed, divided by the block's capacity factor
+(and no service is shorter than `MIN_SERVICE_S`).
 """
 
 from __future__ import annotations
@@ -287,14 +292,8 @@ def serve_block(
     slot_s = service_s = np.empty(0)
     if jobs and free_s < t1_s:
         # Read ahead enough draws to pass t1_s (a slot cannot start before free_s + the services before it).
-        scale = 1.0 / (1000.0 * capacity_factor)
-        expected = (t1_s - free_s) / (draws.mean_ms * scale)
-        count = min(jobs, int(expected * 1.25) + 64)
-        while True:
-            service_s = draws.services_s(count, scale)
-            if count == jobs or free_s + float(service_s.sum()) >= t1_s:
-                break
-            count = min(jobs, count * 2)
+        service_s = _read_ahead(draws, jobs, free_s, t1_s, 1.0 / (1000.0 * capacity_factor))
+        count = len(service_s)
         ready_s = np.empty(count)
         in_backlog = min(total_backlog, count)
         ready_s[:in_backlog] = free_s
