@@ -1,4 +1,4 @@
-"""Whole runs of the signal engine against Cisco's documented behaviour.
+"""Whole runs of both engines against Cisco's documented behaviour (each test runs on each engine).
 
 Small, fast scenarios built for one behaviour each: a CPU starvation that goes Normal -> Code Yellow ->
 Code Red -> restart -> Normal with every alarm at the time the rules put it; SCCP Max Events Allowed
@@ -22,13 +22,19 @@ def _starvation(**overrides: Any) -> dict[str, Any]:
     return starvation_scenario(**{"name": "starvation-e2e", **overrides})
 
 
-def _run(data: dict[str, Any]) -> RunResult:
-    return simulate(Scenario.model_validate(data))
+def _run(data: dict[str, Any], engine: str) -> RunResult:
+    return simulate(Scenario.model_validate({**data, "engine": engine}))
+
+
+@pytest.fixture(scope="module", params=["batched", "signal"])
+def engine(request: pytest.FixtureRequest) -> str:
+    engine_name: str = request.param
+    return engine_name
 
 
 @pytest.fixture(scope="module")
-def starvation() -> RunResult:
-    return _run(_starvation())
+def starvation(engine: str) -> RunResult:
+    return _run(_starvation(), engine)
 
 
 def _alarm_times(result: RunResult, name: str) -> list[float]:
@@ -103,30 +109,30 @@ def test_accounting_identities(starvation: RunResult) -> None:
     assert summary["max_average_expected_delay_ms"] == pytest.approx(timeline["average_expected_delay_ms"].max())
 
 
-def test_throttling_disabled_never_leaves_normal() -> None:
+def test_throttling_disabled_never_leaves_normal(engine: str) -> None:
     data = _starvation()
     data["throttling"] = {**data["throttling"], "system_throttle_sample_size_s": 0}
-    result = _run(data)
+    result = _run(data, engine)
     assert set(result.timeline["state"]) == {"Normal"}
     assert not [a for a in result.alarms if a.name.startswith("Code")]
     assert result.summary["calls_rejected_throttled"] == 0
     # What throttling protects: without it dial tone waits far longer than with it.
-    with_throttling = _run(_starvation())
+    with_throttling = _run(_starvation(), engine)
     assert result.summary["dial_tone_delay_ms"]["p95"] > 10 * with_throttling.summary["dial_tone_delay_ms"]["p95"]
 
 
-def test_never_code_red_with_99999() -> None:
+def test_never_code_red_with_99999(engine: str) -> None:
     data = _starvation(duration_s=200)
     data["throttling"] = {**data["throttling"], "code_yellow_duration_min": 99999}
-    result = _run(data)
+    result = _run(data, engine)
     assert result.summary["code_red_entries"] == 0
     assert result.summary["code_yellow_entries"] >= 1
 
 
-def test_code_yellow_recovery_when_the_overload_ends() -> None:
+def test_code_yellow_recovery_when_the_overload_ends(engine: str) -> None:
     """A short slowdown: Code Yellow, then exit once the average is at or below 8 ms; no Code Red."""
     data = _starvation(disturbances=[{"kind": "cpu_slowdown", "start_s": 30, "end_s": 45, "capacity_factor": 0.1}])
-    result = _run(data)
+    result = _run(data, engine)
     assert [a.name for a in result.alarms][:2] == ["CodeYellowEntry", "CodeYellowExit"]
     exit_alarm = next(a for a in result.alarms if a.name == "CodeYellowExit")
     assert exit_alarm.params["ExpectedAverageDelay"] <= 8.0
@@ -148,8 +154,8 @@ def _chatty(**throttling: Any) -> dict[str, Any]:
     }
 
 
-def test_chatty_device_is_throttled_and_reregisters() -> None:
-    result = _run(_chatty())
+def test_chatty_device_is_throttled_and_reregisters(engine: str) -> None:
+    result = _run(_chatty(), engine)
     throttles = [a for a in result.alarms if a.name == "DeviceCloseMaxEventsExceeded"]
     assert result.summary["skinny_devices_throttled"] == len(throttles) >= 3
     assert {a.params["DeviceName"] for a in throttles} == {"SEP000000000000"}  # only the device over the limit
@@ -164,26 +170,26 @@ def test_chatty_device_is_throttled_and_reregisters() -> None:
     assert registered.min() == 9 and registered[-1] == 10
 
 
-def test_max_events_zero_disables_sccp_throttling() -> None:
-    result = _run(_chatty(max_events_allowed=0))
+def test_max_events_zero_disables_sccp_throttling(engine: str) -> None:
+    result = _run(_chatty(max_events_allowed=0), engine)
     assert result.summary["skinny_devices_throttled"] == 0
     assert not [a for a in result.alarms if a.name == "DeviceCloseMaxEventsExceeded"]
 
 
-def test_same_seed_same_result_different_seed_differs() -> None:
-    first, second = _run(_starvation(duration_s=90)), _run(_starvation(duration_s=90))
+def test_same_seed_same_result_different_seed_differs(engine: str) -> None:
+    first, second = _run(_starvation(duration_s=90), engine), _run(_starvation(duration_s=90), engine)
     strip = lambda summary: {k: v for k, v in summary.items() if k != "wall_s"}  # noqa: E731
     assert strip(first.summary) == strip(second.summary)
     assert all(np.array_equal(first.timeline[k], second.timeline[k]) for k in first.timeline)
     assert first.alarms == second.alarms
-    other = _run(_starvation(duration_s=90, seed=4))
+    other = _run(_starvation(duration_s=90, seed=4), engine)
     assert strip(other.summary) != strip(first.summary)
 
 
-def test_missing_seed_is_drawn_and_reported() -> None:
+def test_missing_seed_is_drawn_and_reported(engine: str) -> None:
     data = _starvation(duration_s=20)
     del data["seed"]
-    result = _run(data)
+    result = _run(data, engine)
     assert isinstance(result.seed, int) and result.summary["seed"] == result.seed == result.scenario.seed
     again = simulate(result.scenario)
     assert np.array_equal(again.timeline["expected_delay_ms"], result.timeline["expected_delay_ms"])
