@@ -1043,7 +1043,12 @@ class BatchedNodeModel:
             average_ms = self.throttle.average_expected_delay_ms
             sample_activity = self.throttle.throttling_sample_activity
         self.max_average_expected_delay_ms = max(self.max_average_expected_delay_ms, average_ms)
-        depths = tally.depths[end_index]
+        for alarm in raised:
+            self._raise(alarm, now_s, tally.depths[end_index])
+        # As in `model`: the row is read after the alarms, so a Code Red second shows the restart's effect
+        # (empty queues, no phone registered).
+        depths = tally.depths[end_index] if self._up else [0] * QUEUES
+        registered = tally.registered[end_index] if self._up else self.registered_devices
 
         timeline = self.timeline
         self.states[row] = state_during_second.value
@@ -1059,10 +1064,8 @@ class BatchedNodeModel:
         timeline["calls_attempted"][row] = tally.attempted[index]
         timeline["calls_rejected"][row] = tally.rejected[index]
         timeline["skinny_devices_throttled"][row] = tally.skinny[end_index]
-        timeline["registered_devices"][row] = tally.registered[end_index]
+        timeline["registered_devices"][row] = registered
         timeline["capacity_factor"][row] = capacity_factor_at(self._breakpoints, now_s)
-        for alarm in raised:
-            self._raise(alarm, now_s, depths)
 
     def _raise(self, alarm: Alarm, now_s: float, depths: list[int]) -> None:
         extra: dict[str, float | int | str] = {

@@ -80,6 +80,9 @@ def test_restart_loses_queue_unregisters_phones_and_storm_reregisters(starvation
     assert np.all(timeline["signals_processed"][down] == 0)
     assert np.all(timeline["registered_devices"][down] == 0)
     assert np.all(timeline["calls_rejected"][down] == 0)
+    # The second that raises Code Red is read after the restart began: queues emptied, phones gone.
+    red_row = int(_alarm_times(starvation, "CodeRedEntry")[0]) - 1
+    assert timeline["queue_normal"][red_row] == timeline["registered_devices"][red_row] == 0
     assert summary["calls_failed_node_down"] == pytest.approx(timeline["calls_attempted"][down].sum(), abs=5)
     # The registration storm: every phone back within the spread plus queueing.
     assert timeline["registered_devices"][-1] == 200 == summary["registered_devices_at_end"]
