@@ -41,7 +41,6 @@ import simpy
 from cucm_sim.alarms import (
     CALLMANAGER_ONLINE,
     CODE_RED_ENTRY,
-    CODE_YELLOW_ENTRY,
     DEVICE_CLOSE_MAX_EVENTS_EXCEEDED,
     Alarm,
 )
@@ -65,9 +64,9 @@ from cucm_sim.sdl_batch import (
     tagged_ends_one_by_one,
     tagged_ends_when_busy,
 )
+from cucm_sim.second_end import Readings, SecondEnds, expected_delay_ms
 from cucm_sim.stats import LogHistogram
 from cucm_sim.throttling import ThrottleState, ThrottleStateMachine
-from cucm_sim.timeline import TIMELINE_COLUMNS
 
 HIGH, NORMAL, LOW, LOWEST = range(4)
 PRIORITY_INDEX: dict[Priority, int] = {name: index for index, name in enumerate(PRIORITIES)}
@@ -295,7 +294,6 @@ class BatchedNodeModel:
         self._last_close_s: dict[int, float] = {}
         self._up = True
         self._back_at_s: float | None = None
-        self._rejected_at_code_yellow_entry = 0
         self._ahead: dict[int, _Primary] = {}  # arrivals of seconds computed in a span that was undone
         self._calm_until_row = 0
         self._chained = False  # the last block computed needed the slow path
@@ -308,17 +306,20 @@ class BatchedNodeModel:
         self.signals_lost_restart = 0
         self.signals_dropped_node_down = 0
         self.skinny_devices_throttled = 0
-        self.max_average_expected_delay_ms = 0.0
         self.passes = 0
         """Server passes over all blocks (one per block when no follow-on signal interacts)."""
 
-        self.timeline: dict[str, np.ndarray] = {
-            name: np.zeros(self.duration_s, dtype=np.float64) for name in TIMELINE_COLUMNS if name != "state"
-        }
-        self.states = np.empty(self.duration_s, dtype="<U10")
+        self.seconds = SecondEnds(self.throttle, self.duration_s)
+        self.timeline = self.seconds.timeline
+        self.states = self.seconds.states
         if devices.count and not devices.registered_at_start:
             self._registration_storm(0.0)
         self._clock = self.env.process(self._run_blocks())
+
+    @property
+    def max_average_expected_delay_ms(self) -> float:
+        """The highest 10-second average the run saw (ms)."""
+        return self.seconds.max_average_expected_delay_ms
 
     @property
     def wait_ms(self) -> LogHistogram:
@@ -408,7 +409,7 @@ class BatchedNodeModel:
         if rows > 1:
             trial = copy.deepcopy(self.throttle)
             for index in range(rows - 1):
-                if trial.observe(float(row + index + 1), self._expected_delay_ms(tally, index)):
+                if trial.observe(float(row + index + 1), self._delay_ms(tally, index)):
                     for r in range(row, row + rows):
                         self._ahead[r] = primary.window(float(r), float(r + 1))
                     for event in primary.due:
@@ -1017,69 +1018,29 @@ class BatchedNodeModel:
         return tally
 
     @staticmethod
-    def _expected_delay_ms(tally: _Rows, index: int, end_index: int | None = None) -> float:
-        """The sample for row `index` of a tally: mean wait of the signals that started in it, else the age
-        of the oldest waiting signal at its end, else 0."""
+    def _delay_ms(tally: _Rows, index: int, end_index: int | None = None) -> float:
+        """The expected-delay sample for row `index` of a tally (its end: reading `end_index`)."""
         end_index = index if end_index is None else end_index
-        if tally.starts[index]:
-            return float(tally.wait_s[index] / tally.starts[index] * 1000.0)
-        oldest_s = tally.oldest_s[end_index]
-        if oldest_s is None:
-            return 0.0
-        return (tally.end_rows[end_index] + 1 - oldest_s) * 1000.0
+        return expected_delay_ms(int(tally.starts[index]), float(tally.wait_s[index]), tally.oldest_s[end_index],
+                                 float(tally.end_rows[end_index] + 1))
 
     def _write_row(
         self, tally: _Rows, index: int, end_index: int, state_during_second: ThrottleState | None = None
     ) -> None:
-        """The end of a second: the expected-delay sample, throttling, the timeline row (as `model`)."""
+        """The end of a second: the expected-delay sample, throttling, the timeline row (`second_end`)."""
         row = tally.end_rows[end_index]
         now_s = float(row + 1)
         state_during_second = state_during_second or self.throttle.state
-        expected_delay_ms = self._expected_delay_ms(tally, index, end_index)
-        average_ms, sample_activity = 0.0, 0
-        raised: list[Alarm] = []
-        if self._up:
-            raised = self.throttle.observe(now_s, expected_delay_ms)
-            average_ms = self.throttle.average_expected_delay_ms
-            sample_activity = self.throttle.throttling_sample_activity
-        self.max_average_expected_delay_ms = max(self.max_average_expected_delay_ms, average_ms)
-        for alarm in raised:
-            self._raise(alarm, now_s, tally.depths[end_index])
-        # As in `model`: the row is read after the alarms, so a Code Red second shows the restart's effect
-        # (empty queues, no phone registered).
-        depths = tally.depths[end_index] if self._up else [0] * QUEUES
-        registered = tally.registered[end_index] if self._up else self.registered_devices
-
-        timeline = self.timeline
-        self.states[row] = state_during_second.value
-        timeline["t_s"][row] = now_s
-        timeline["expected_delay_ms"][row] = expected_delay_ms
-        timeline["average_expected_delay_ms"][row] = average_ms
-        timeline["throttling_sample_activity"][row] = sample_activity
-        timeline["queue_high"][row] = depths[HIGH]
-        timeline["queue_normal"][row] = depths[NORMAL]
-        timeline["queue_low"][row] = depths[LOW]
-        timeline["queue_lowest"][row] = depths[LOWEST]
-        timeline["signals_processed"][row] = tally.processed[index]
-        timeline["calls_attempted"][row] = tally.attempted[index]
-        timeline["calls_rejected"][row] = tally.rejected[index]
-        timeline["skinny_devices_throttled"][row] = tally.skinny[end_index]
-        timeline["registered_devices"][row] = registered
-        timeline["capacity_factor"][row] = capacity_factor_at(self._breakpoints, now_s)
-
-    def _raise(self, alarm: Alarm, now_s: float, depths: list[int]) -> None:
-        extra: dict[str, float | int | str] = {
-            "HighPriorityQueueDepth": depths[HIGH],
-            "NormalPriorityQueueDepth": depths[NORMAL],
-            "LowPriorityQueueDepth": depths[LOW],
-            "LowestPriorityQueueDepth": depths[LOWEST],
-        }
-        if alarm.name == CODE_YELLOW_ENTRY:
-            self._rejected_at_code_yellow_entry = self.calls_rejected_throttled
-        else:
-            extra["NumberOfCallsRejectedDueToCallThrottling"] = (
-                self.calls_rejected_throttled - self._rejected_at_code_yellow_entry
-            )
-        self.alarms.append(alarm.with_params(**extra))
-        if alarm.name == CODE_RED_ENTRY:
-            self._code_red(now_s)
+        delay_ms = self._delay_ms(tally, index, end_index)
+        sample = self.seconds.sample(now_s, delay_ms, self._up, tally.depths[end_index], self.calls_rejected_throttled)
+        for alarm in sample.alarms:
+            self.alarms.append(alarm)
+            if alarm.name == CODE_RED_ENTRY:
+                self._code_red(now_s)
+        # Read after the alarms: a Code Red second shows the restart's effect (empty queues, no phone).
+        self.seconds.write_row(row, state_during_second, delay_ms, sample, Readings(
+            tally.depths[end_index] if self._up else [0] * QUEUES, int(tally.processed[index]),
+            int(tally.attempted[index]), int(tally.rejected[index]), tally.skinny[end_index],
+            tally.registered[end_index] if self._up else self.registered_devices,
+            capacity_factor_at(self._breakpoints, now_s),
+        ))

@@ -42,7 +42,6 @@ import simpy
 from cucm_sim.alarms import (
     CALLMANAGER_ONLINE,
     CODE_RED_ENTRY,
-    CODE_YELLOW_ENTRY,
     DEVICE_CLOSE_MAX_EVENTS_EXCEEDED,
     Alarm,
 )
@@ -50,9 +49,9 @@ from cucm_sim.distributions import DrawBuffer, Exponential
 from cucm_sim.profiles import CallRateProfile, capacity_breakpoints
 from cucm_sim.sccp import SccpEventLimiter
 from cucm_sim.schema import PRIORITIES, Priority, Scenario, SignalBurst
+from cucm_sim.second_end import Readings, SecondEnds, expected_delay_ms
 from cucm_sim.stats import LogHistogram
 from cucm_sim.throttling import ThrottleState, ThrottleStateMachine
-from cucm_sim.timeline import TIMELINE_COLUMNS
 
 HIGH, NORMAL, LOW, LOWEST = range(4)
 PRIORITY_INDEX: dict[Priority, int] = {name: index for index, name in enumerate(PRIORITIES)}
@@ -180,7 +179,6 @@ class NodeModel:
         )
         self._unit_exponential = Exponential(mean=1.0)
         self._holding_s = DrawBuffer(scenario.load.holding_time_s, self.rngs["holding"])
-        self._rejected_at_code_yellow_entry = 0
 
         # Per-second accumulators, reset by the sampler.
         self._second_wait_sum_s = 0.0
@@ -197,16 +195,14 @@ class NodeModel:
         self.signals_lost_restart = 0
         self.signals_dropped_node_down = 0
         self.skinny_devices_throttled = 0
-        self.max_average_expected_delay_ms = 0.0
 
         devices = scenario.devices
         self.device_state = bytearray([REGISTERED if devices.registered_at_start else UNREGISTERED] * devices.count)
         self.registered_devices = devices.count if devices.registered_at_start else 0
 
-        self.timeline: dict[str, np.ndarray] = {
-            name: np.zeros(self.duration_s, dtype=np.float64) for name in TIMELINE_COLUMNS if name != "state"
-        }
-        self.states = np.empty(self.duration_s, dtype="<U10")
+        self.seconds = SecondEnds(self.throttle, self.duration_s)
+        self.timeline = self.seconds.timeline
+        self.states = self.seconds.states
         self._start_processes()
 
     # ----------------------------------------------------------------- set-up
@@ -239,6 +235,11 @@ class NodeModel:
                                                 PRIORITY_INDEX[group.priority]))
             first_chatty += group.count
         self._sampler_process = env.process(self._sampler())
+
+    @property
+    def max_average_expected_delay_ms(self) -> float:
+        """The highest 10-second average the run saw (ms)."""
+        return self.seconds.max_average_expected_delay_ms
 
     @property
     def signals_processed(self) -> int:
@@ -467,64 +468,28 @@ class NodeModel:
     # --------------------------------------------------------------- sampler
     def _sampler(self) -> Generator[simpy.Event, Any, None]:
         """At the end of every second: take the expected-delay sample, feed throttling, write the row."""
-        env, router, timeline = self.env, self.router, self.timeline
+        env, router = self.env, self.router
         for row in range(self.duration_s):
             state_during_second = self.throttle.state
             yield env.timeout(row + 1 - env.now)
             now_s = float(row + 1)
-            if self._second_starts:
-                expected_delay_ms = self._second_wait_sum_s / self._second_starts * 1000.0
-            else:
-                oldest_s = router.oldest_waiting_arrival_s()
-                expected_delay_ms = 0.0 if oldest_s is None else (now_s - oldest_s) * 1000.0
-            # While the service restarts its perfmon counters read 0 (they restart with it).  The second
-            # that raises Code Red still shows the average that raised it: the restart follows the sample.
-            average_ms, sample_activity = 0.0, 0
-            if router.up:
-                raised = self.throttle.observe(now_s, expected_delay_ms)
-                average_ms = self.throttle.average_expected_delay_ms
-                sample_activity = self.throttle.throttling_sample_activity
-                for alarm in raised:
-                    self._raise(alarm)
-            self.max_average_expected_delay_ms = max(self.max_average_expected_delay_ms, average_ms)
-            depths = router.queue_depths()
-
-            self.states[row] = state_during_second.value
-            timeline["t_s"][row] = now_s
-            timeline["expected_delay_ms"][row] = expected_delay_ms
-            timeline["average_expected_delay_ms"][row] = average_ms
-            timeline["throttling_sample_activity"][row] = sample_activity
-            timeline["queue_high"][row] = depths[HIGH]
-            timeline["queue_normal"][row] = depths[NORMAL]
-            timeline["queue_low"][row] = depths[LOW]
-            timeline["queue_lowest"][row] = depths[LOWEST]
-            timeline["signals_processed"][row] = router.signals_processed - self._processed_at_last_sample
-            timeline["calls_attempted"][row] = self._second_calls_attempted
-            timeline["calls_rejected"][row] = self._second_calls_rejected
-            timeline["skinny_devices_throttled"][row] = self.skinny_devices_throttled
-            timeline["registered_devices"][row] = self.registered_devices
-            timeline["capacity_factor"][row] = router.capacity_factor
-
+            delay_ms = expected_delay_ms(
+                self._second_starts, self._second_wait_sum_s, router.oldest_waiting_arrival_s(), now_s
+            )
+            sample = self.seconds.sample(
+                now_s, delay_ms, router.up, router.queue_depths(), self.calls_rejected_throttled
+            )
+            for alarm in sample.alarms:
+                self.alarms.append(alarm)
+                if alarm.name == CODE_RED_ENTRY:
+                    self._code_red()
+            self.seconds.write_row(row, state_during_second, delay_ms, sample, Readings(
+                router.queue_depths(), router.signals_processed - self._processed_at_last_sample,
+                self._second_calls_attempted, self._second_calls_rejected, self.skinny_devices_throttled,
+                self.registered_devices, router.capacity_factor,
+            ))
             self._processed_at_last_sample = router.signals_processed
             self._second_wait_sum_s = 0.0
             self._second_starts = 0
             self._second_calls_attempted = 0
             self._second_calls_rejected = 0
-
-    def _raise(self, alarm: Alarm) -> None:
-        depths = self.router.queue_depths()
-        extra: dict[str, float | int | str] = {
-            "HighPriorityQueueDepth": depths[HIGH],
-            "NormalPriorityQueueDepth": depths[NORMAL],
-            "LowPriorityQueueDepth": depths[LOW],
-            "LowestPriorityQueueDepth": depths[LOWEST],
-        }
-        if alarm.name == CODE_YELLOW_ENTRY:
-            self._rejected_at_code_yellow_entry = self.calls_rejected_throttled
-        else:  # calls rejected during this Code Yellow episode
-            extra["NumberOfCallsRejectedDueToCallThrottling"] = (
-                self.calls_rejected_throttled - self._rejected_at_code_yellow_entry
-            )
-        self.alarms.append(alarm.with_params(**extra))
-        if alarm.name == CODE_RED_ENTRY:
-            self._code_red()
