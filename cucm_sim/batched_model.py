@@ -61,8 +61,8 @@ from cucm_sim.sdl_batch import (
     crash,
     serve_block,
     serve_fifo_block,
+    tagged_ends_in_slots,
     tagged_ends_one_by_one,
-    tagged_ends_when_busy,
 )
 from cucm_sim.second_end import Readings, SecondEnds, expected_delay_ms
 from cucm_sim.stats import LogHistogram
@@ -76,7 +76,7 @@ UNREGISTERED, REGISTERING, REGISTERED = range(3)
 OFFHOOK, REG_INITIAL, REG_LOW = range(1, 4)
 _KIND_BITS = 2
 # Whose follow-ons a server queues itself: none (serve_block), a call's (serve_fifo_block), a
-# registration's (tagged_ends_when_busy), all (tagged_ends_one_by_one).
+# registration's (tagged_ends_in_slots), all (tagged_ends_one_by_one).
 _NONE: frozenset[int] = frozenset()
 _FIFO_FOLLOWS = frozenset({OFFHOOK})
 _REGISTRATION_FOLLOWS = frozenset({REG_INITIAL})
@@ -481,7 +481,7 @@ class BatchedNodeModel:
         if self._carried is not None and self._carried[0] < t1_s:
             completions.append(self._carried)
         closures: list[tuple[float, int, int]] = []
-        fast_passes = 1 if self._chained else FAST_PASSES  # a chain often lasts: try less before playing
+        fast_passes = 0 if self._chained else FAST_PASSES  # a chain often lasts: play it at once
         slow_uses = 0
         self._chained = False
         fifo = self._normal_only(primary)
@@ -528,15 +528,15 @@ class BatchedNodeModel:
                 fast_passes -= 0 if fifo or not fast_passes else 1
                 completions = found
                 continue
-            # A chain of follow-ons (a registration storm).  If the thread stays busy, play only the low and
-            # lowest queues slot by slot; else the whole block one signal at a time.  Either starts from the
-            # arrivals the latest pass implies, less the follow-ons it queues itself.
+            # A chain of follow-ons (a registration storm).  Play only the low and lowest queues slot by
+            # slot (the slot path), or, if other follow-ons chain too, the whole block one signal at a time.
+            # Either starts from the arrivals the latest pass implies, less the follow-ons it queues itself.
             self._chained = True
             carried = [c for c in [self._carried] if c is not None and c[0] < t1_s]
             basis = found
             for _ in range(SLOW_ROUNDS):  # until the device states it assumes are those it finds
                 unfollowed = self._decide(t0_s, t1_s, primary, basis, closures, _REGISTRATION_FOLLOWS)
-                busy = tagged_ends_when_busy(
+                busy = tagged_ends_in_slots(
                     self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity,
                     self._follow_ons(unfollowed, _REGISTRATION_FOLLOWS),
                 )

@@ -20,7 +20,7 @@ Why this is exact, not an approximation:
   left free, and so on down; within a queue signals are served in arrival order.
 
 Besides `serve_block`: `serve_fifo_block` serves a block where only one queue has work together with
-the follow-on signals its handled signals queue (one pass, see its doc), and `tagged_ends_when_busy` /
+the follow-on signals its handled signals queue (one pass, see its doc), and `tagged_ends_in_slots` /
 `tagged_ends_one_by_one` are the exact slow paths for follow-ons that chain (a registration storm).
 
 A signal arriving at a slot's start, or up to `TIE_S` after it, may take it: the follow-on
@@ -648,25 +648,62 @@ def tagged_ends_one_by_one(
     return sorted(ends)
 
 
-def tagged_ends_when_busy(
+def tagged_ends_in_slots(
     state: RouterState, t0_s: float, t1_s: float, arrivals: Arrivals, draws: ServiceDraws, capacity_factor: float,
     follow_ons: FollowOns,
 ) -> list[tuple[float, int, float]] | None:
-    """`tagged_ends_one_by_one` for a block in which the thread never idles, mostly in bulk.
+    """`tagged_ends_one_by_one` for a registration storm, mostly in bulk.
 
-    Busy throughout, the k-th service starts at free time + the k - 1 services before it, whoever it
-    serves.  The high and normal queues then take their slots in bulk (`_allocate`), as their arrivals are
-    all known; only the low and lowest queues, where a handled lowest signal (a registration request)
-    queues low ones that go before the next, are played slot by slot, over the slots left to them.
-    `follow_ons` must only make low signals, from lowest ones.  None when the thread would idle.
+    Valid when the only follow-ons are low signals that a handled lowest signal queues at once (a
+    registration's next steps).  Such follow-ons keep the thread busy from their parent's arrival until
+    the last of them is served (first the parent waits, then they do), so for *when* the thread works
+    or idles they count as if they arrived with their parent.  The slot start times then follow from
+    the Lindley recursion over every signal, as in `serve_block`; the high and normal queues take their
+    slots in bulk (`_allocate`), as their arrivals are all known; only the low and lowest queues, where
+    a handled request queues low signals that go before the next request, are played slot by slot, over
+    the slots left to them.  None when a follow-on has another form (the caller plays the block one
+    signal at a time then).  Changes nothing.
     """
     scale = 1.0 / (1000.0 * capacity_factor)
     free_s = max(t0_s, state.busy_until_s)
     if free_s >= t1_s:
         return []
     backlog = [len(queue) for queue in state.queues]
-    service_s = _read_ahead(draws, 1 << 40, free_s, t1_s, scale)  # follow-ons add jobs: read to t1_s
-    slot_s = free_s + (np.cumsum(service_s) - service_s)
+    # At most this many services start in the block (follow-ons add jobs: read as if busy to t1_s).
+    service_s = _read_ahead(draws, 1 << 40, free_s, t1_s, scale)
+    most = len(service_s)
+
+    def chained(tag: int) -> int | None:
+        """How many low signals the lowest signal `tag` queues at once when handled; None: another form."""
+        count = 0
+        for follow_queue, follow_count, follow_tag, delay_s in follow_ons(tag):
+            if follow_count and (follow_queue != LOW_QUEUE or delay_s != 0.0 or follow_ons(follow_tag)):
+                return None
+            count += follow_count
+        return count
+
+    # When each signal (and each follow-on, with its parent) can be served: the waiting ones at free_s.
+    ready_now = sum(backlog)
+    _, lowest_tags = state.queues[LOWEST_QUEUE].peek(backlog[LOWEST_QUEUE])
+    for tag in lowest_tags[lowest_tags != NO_TAG].tolist():
+        if ready_now >= most:
+            break
+        extra = chained(tag)
+        if extra is None:
+            return None
+        ready_now += extra
+    new_lowest_s, new_lowest_tags = arrivals.times_s[LOWEST_QUEUE], arrivals.tags[LOWEST_QUEUE]
+    tagged = np.flatnonzero(new_lowest_tags != NO_TAG)
+    extras = [chained(tag) for tag in new_lowest_tags[tagged].tolist()]
+    if None in extras:
+        return None
+    ready_s = np.sort(np.concatenate((
+        np.full(min(ready_now, most), free_s), *arrivals.times_s,
+        np.repeat(new_lowest_s[tagged], np.array(extras, dtype=np.int64)),
+    )))[:most]
+    if not len(ready_s):
+        return []
+    slot_s, _ = _slot_starts(free_s, ready_s, service_s[:len(ready_s)])
     slots = int(np.searchsorted(slot_s, t1_s, side="left"))
     slot_s, service_s = slot_s[:slots], service_s[:slots]
     ends: list[tuple[float, int, float]] = []
@@ -680,6 +717,8 @@ def tagged_ends_when_busy(
         job_s = np.concatenate((old_s, times_s[:len(mine) - len(old_s)]))
         job_tags = np.concatenate((old_tags, tags[:len(mine) - len(old_s)]))
         tagged = np.flatnonzero(job_tags != NO_TAG)
+        if any(follow_ons(tag) for tag in job_tags[tagged].tolist()):
+            return None
         end_s = slot_s[mine[tagged]] + service_s[mine[tagged]]
         inside = end_s < t1_s
         ends += zip(end_s[inside].tolist(), job_tags[tagged][inside].tolist(), job_s[tagged][inside].tolist(),
@@ -711,16 +750,18 @@ def tagged_ends_when_busy(
             waiting[LOW_QUEUE].append(made.popleft())
         if waiting[LOW_QUEUE]:
             arrival_s, tag = waiting[LOW_QUEUE].popleft()
+            if tag != NO_TAG and follow_ons(tag):
+                return None
         elif waiting[LOWEST_QUEUE]:
             arrival_s, tag = waiting[LOWEST_QUEUE].popleft()
-        else:
-            return None  # nothing to serve in this slot: the thread idles, and the slot times are off
+            if tag != NO_TAG and chained(tag) is None:  # a backlog the count above did not reach
+                return None
+        else:  # cannot happen (see the doc): the Lindley slots only start when a signal waits
+            raise AssertionError(f"slot at {at_s} s: nothing waits in the low or lowest queue")
         end_s = at_s + took_s
         if tag != NO_TAG:
             if end_s < t1_s:
                 ends.append((end_s, tag, arrival_s))
-            for follow_queue, count, follow_tag, delay_s in follow_ons(tag):
-                if count:
-                    assert follow_queue == LOW_QUEUE and delay_s == 0.0, "only low follow-ons, at once"
-                    made.extend([(end_s, follow_tag)] * count)
+            for _, count, follow_tag, _ in follow_ons(tag):  # low ones, at once (checked)
+                made.extend([(end_s, follow_tag)] * count)
     return sorted(ends)

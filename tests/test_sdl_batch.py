@@ -26,8 +26,8 @@ from cucm_sim.sdl_batch import (
     crash,
     serve_block,
     serve_fifo_block,
+    tagged_ends_in_slots,
     tagged_ends_one_by_one,
-    tagged_ends_when_busy,
 )
 
 
@@ -327,39 +327,63 @@ def test_the_fifo_block_with_follow_ons_matches_one_signal_at_a_time(
     assert len(state.queues[1]) == expected_waiting
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     high=st.lists(st.floats(0.0, 0.999, allow_nan=False), max_size=30),
     normal=st.lists(st.floats(0.0, 0.999, allow_nan=False), max_size=60),
+    low=st.lists(st.floats(0.0, 0.999, allow_nan=False), max_size=10),
     lowest=st.lists(st.floats(0.0, 0.999, allow_nan=False), max_size=15),
     waiting_lowest=st.integers(0, 120),
-    follow_count=st.integers(1, 9),
+    waiting_low=st.integers(0, 5),
+    follow_count=st.integers(0, 9),
+    busy_for_s=st.sampled_from([0.0, 0.002, 0.5]),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_the_busy_path_equals_one_signal_at_a_time(
-    high: list[float], normal: list[float], lowest: list[float], waiting_lowest: int, follow_count: int, seed: int,
+def test_the_slot_path_equals_one_signal_at_a_time(
+    high: list[float], normal: list[float], low: list[float], lowest: list[float], waiting_lowest: int,
+    waiting_low: int, follow_count: int, busy_for_s: float, seed: int,
 ) -> None:
     # A registration storm: lowest requests, each queuing `follow_count` low signals when handled, behind
-    # high and normal work; a backlog of requests keeps the thread busy (when it would idle: no answer).
+    # high and normal work, with or without a backlog of requests (so the thread may idle between them).
     t0_s = 1000.0
     state = RouterState.idle()
-    state.busy_until_s = t0_s
+    state.busy_until_s = t0_s + busy_for_s
+    state.queues[2].push(np.full(waiting_low, t0_s - 2), 700 + np.arange(waiting_low))
     state.queues[3].push(np.full(waiting_lowest, t0_s - 1), 500 + np.arange(waiting_lowest))
-    times = [sorted(high), sorted(normal), [], sorted(lowest)]
+    times = [sorted(high), sorted(normal), sorted(low), sorted(lowest)]
     block = Arrivals(
         [t0_s + np.array(t, dtype=float) for t in times],
-        [np.full(len(times[0]), NO_TAG), 100 + np.arange(len(times[1])), np.empty(0, dtype=np.int64),
+        [np.full(len(times[0]), NO_TAG), 100 + np.arange(len(times[1])), np.full(len(times[2]), NO_TAG),
          200 + np.arange(len(times[3]))],
     )
 
     def follow(tag: int) -> list[tuple[int, int, int, float]]:
-        return [(2, follow_count, 10_000 + tag, 0.0)] if tag >= 200 and tag < 10_000 else []
+        return [(2, follow_count, 10_000 + tag, 0.0)] if 200 <= tag < 700 else []
 
     service_ms = np.random.default_rng(seed).exponential(6.0, 2000).tolist()
     draws = ServiceDraws(_Fixed(service_ms), np.random.default_rng(0))  # type: ignore[arg-type]
-    busy = tagged_ends_when_busy(state, t0_s, t0_s + 1, block, draws, 1.0, follow)
+    slots = tagged_ends_in_slots(state, t0_s, t0_s + 1, block, draws, 1.0, follow)
     exact = tagged_ends_one_by_one(state, t0_s, t0_s + 1, block, draws, 1.0, follow)
-    if busy is None:
-        return  # the thread idled: the caller falls back to the one-by-one path
-    assert [tag for _, tag, _ in busy] == [tag for _, tag, _ in exact]
-    assert [x for e, _, a in busy for x in (e, a)] == pytest.approx([x for e, _, a in exact for x in (e, a)], abs=3e-9)
+    assert slots is not None  # follow-ons of the registration form: the slot path always answers
+    assert [tag for _, tag, _ in slots] == [tag for _, tag, _ in exact]
+    assert [x for e, _, a in slots for x in (e, a)] == pytest.approx([x for e, _, a in exact for x in (e, a)], abs=3e-9)
+
+
+def test_the_slot_path_declines_other_follow_ons() -> None:
+    # A follow-on that is delayed, or queued by a low signal, breaks the rule the slot times rest on.
+    t0_s = 10.0
+    block = Arrivals(
+        [np.empty(0), np.empty(0), np.array([t0_s + 0.1]), np.array([t0_s + 0.2])],
+        [np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.array([7]), np.array([8])],
+    )
+    draws = ServiceDraws(_Fixed([1.0] * 100), np.random.default_rng(0))  # type: ignore[arg-type]
+    state = RouterState.idle()
+
+    def delayed(tag: int) -> list[tuple[int, int, int, float]]:
+        return [(2, 1, NO_TAG, 0.5)] if tag == 8 else []
+
+    def from_low(tag: int) -> list[tuple[int, int, int, float]]:
+        return [(2, 1, NO_TAG, 0.0)] if tag == 7 else []
+
+    assert tagged_ends_in_slots(state, t0_s, t0_s + 1, block, draws, 1.0, delayed) is None
+    assert tagged_ends_in_slots(state, t0_s, t0_s + 1, block, draws, 1.0, from_low) is None
