@@ -192,7 +192,6 @@ class _Decisions:
     event_s: list[float] = field(default_factory=list)
     event_device: list[int] = field(default_factory=list)
     state: dict[int, int] = field(default_factory=dict)
-    remaining: dict[int, int] = field(default_factory=dict)
     changes: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
     registered_delta: int = 0
     calls_accepted: int = 0
@@ -256,6 +255,7 @@ class BatchedNodeModel:
         load, devices = scenario.load, scenario.devices
         self._setup_signals = (load.setup_signals_per_call or 1) - 1
         self._teardown_signals = load.signals_per_call - (load.setup_signals_per_call or 1)
+        self._registration_rest = self.scenario.devices.registration_signals - 1  # low signals after the request
         self._background = self._streams_per_queue(
             [(s.signals_per_s, PRIORITY_INDEX[s.priority], 0.0, math.inf) for s in load.background],
             children["background"],
@@ -283,7 +283,6 @@ class BatchedNodeModel:
         self.device_state = np.full(devices.count, REGISTERED if devices.registered_at_start else UNREGISTERED,
                                     dtype=np.int8)
         self.registered_devices = devices.count if devices.registered_at_start else 0
-        self._remaining = np.zeros(devices.count, dtype=np.int32)
         self._calls_in_progress: dict[int, tuple[int, float]] = {}
         self._next_call_id = 0
         self._timed: list[tuple[float, int, int, int, int]] = []  # heap of (t_s, kind, seq, device, count)
@@ -608,7 +607,7 @@ class BatchedNodeModel:
         """What a handled tagged signal of one of `kinds` queues (as `_decide` does), for the servers that
         queue it themselves: a call's set-up signals at once and its teardown a holding time later; a
         registration's next steps."""
-        registration_rest = self.scenario.devices.registration_signals - 1
+        rest = self._registration_rest
 
         def follow_ons(tag: int) -> list[tuple[int, int, int, float]]:
             kind, ident = tag & ((1 << _KIND_BITS) - 1), tag >> _KIND_BITS
@@ -617,8 +616,8 @@ class BatchedNodeModel:
             if kind == OFFHOOK:
                 _device, holding_s = d.new_calls.get(ident) or self._calls_in_progress[ident]
                 return [(NORMAL, self._setup_signals, NO_TAG, 0.0), (NORMAL, self._teardown_signals, NO_TAG, holding_s)]
-            if kind == REG_INITIAL:
-                return [(LOW, registration_rest, ident << _KIND_BITS | REG_LOW, 0.0)]
+            if kind == REG_INITIAL and rest:
+                return [(LOW, rest - 1, NO_TAG, 0.0), (LOW, 1, ident << _KIND_BITS | REG_LOW, 0.0)]
             return []
 
         return follow_ons
@@ -664,12 +663,13 @@ class BatchedNodeModel:
             sparse_tags = np.array(decisions.signal_tag[queue], dtype=np.int64)
             tagged = np.flatnonzero(sparse_tags != NO_TAG)
             if len(tagged):
-                # Equal times (a registration's follow-ons) take consecutive places, in the order decided.
+                # Among signals of equal time (a registration's low signals, queued at once), the tagged ones
+                # take the last places, in the order decided: the registration's last signal is its tagged one.
                 order = np.argsort(sparse_s[tagged], kind="stable")
                 when_s = sparse_s[tagged][order]
-                first = np.searchsorted(queue_s, when_s, side="left")
-                rank = np.arange(len(when_s)) - np.searchsorted(when_s, when_s, side="left")
-                queue_tags[first + rank] = sparse_tags[tagged][order]
+                after = np.searchsorted(queue_s, when_s, side="right")
+                later = np.searchsorted(when_s, when_s, side="right") - np.arange(len(when_s))
+                queue_tags[after - later] = sparse_tags[tagged][order]
             times.append(queue_s)
             tags.append(queue_tags)
         return Arrivals(times, tags)
@@ -754,19 +754,17 @@ class BatchedNodeModel:
                         else:
                             d.later.append((t_s + holding_s, _TEARDOWN, device, self._teardown_signals))
                 elif what == REG_INITIAL:
-                    remaining = d.remaining.get(ident, int(self._remaining[ident]))
-                    if remaining == 0 and state(ident) == REGISTERING:
+                    if not self._registration_rest and state(ident) == REGISTERING:
                         set_state(ident, t_s, REGISTERED)
-                    signal(t_s, LOW, ident, tag=ident << _KIND_BITS | REG_LOW, count=remaining, queued=immediate)
-                else:  # REG_LOW
-                    remaining = d.remaining.get(ident, int(self._remaining[ident])) - 1
-                    d.remaining[ident] = remaining
-                    if remaining == 0 and state(ident) == REGISTERING:
+                    if self._registration_rest:  # the low queue is FIFO: its last low signal ends it
+                        signal(t_s, LOW, ident, count=self._registration_rest - 1, queued=immediate)
+                        signal(t_s, LOW, ident, tag=ident << _KIND_BITS | REG_LOW, queued=immediate)
+                else:  # REG_LOW: the last signal of a registration (of this one, or of an earlier attempt)
+                    if state(ident) == REGISTERING:
                         set_state(ident, t_s, REGISTERED)
             elif kind == _REGISTER:
                 if state(a) == UNREGISTERED:
                     set_state(a, t_s, REGISTERING)
-                    d.remaining[a] = devices.registration_signals - 1
                     signal(t_s, LOWEST, a, tag=a << _KIND_BITS | REG_INITIAL)
             elif kind == _TEARDOWN:
                 signal(t_s, NORMAL, a, count=b, queued=x == 0.0)
@@ -880,8 +878,6 @@ class BatchedNodeModel:
 
         for device, new in d.state.items():
             self.device_state[device] = new
-        for device, remaining in d.remaining.items():
-            self._remaining[device] = remaining
         self.registered_devices += d.registered_delta
         self.calls_accepted += d.calls_accepted
         self.calls_rejected_throttled += d.calls_rejected
@@ -919,7 +915,6 @@ class BatchedNodeModel:
         self._back_at_s = now_s + self.scenario.node.restart_duration_s
         self._lost_in_restart = lost
         self.device_state[:] = UNREGISTERED
-        self._remaining[:] = 0
         self.registered_devices = 0
         self._calls_in_progress.clear()
         self._timed.clear()

@@ -677,7 +677,8 @@ def tagged_ends_in_slots(
         """How many low signals the lowest signal `tag` queues at once when handled; None: another form."""
         count = 0
         for follow_queue, follow_count, follow_tag, delay_s in follow_ons(tag):
-            if follow_count and (follow_queue != LOW_QUEUE or delay_s != 0.0 or follow_ons(follow_tag)):
+            if follow_count and (follow_queue != LOW_QUEUE or delay_s != 0.0
+                                 or (follow_tag != NO_TAG and follow_ons(follow_tag))):
                 return None
             count += follow_count
         return count
