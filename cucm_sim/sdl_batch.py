@@ -251,14 +251,20 @@ class RouterState:
         return sum(len(queue) for queue in self.queues)
 
 
-def _slot_starts(free_s: float, ready_s: np.ndarray, service_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start times of consecutive services (signal k ready at ready_s[k], sorted, lasting service_s[k]),
-    and the service time before each."""
+def _slot_starts(
+    free_s: float, ready_s: np.ndarray, service_s: np.ndarray, waiting: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Start times of consecutive services (signal k ready at ready_s[k], lasting service_s[k]), and the
+    service time before each.  The first `waiting` signals wait already (their ready_s is not read); the
+    others' ready_s are sorted."""
     before_s = np.empty(len(service_s))
     before_s[0] = 0.0
     np.cumsum(service_s[:-1], out=before_s[1:])
-    ready_s = np.maximum(ready_s, free_s)
-    return before_s + np.maximum.accumulate(ready_s - before_s), before_s
+    lead: np.ndarray = ready_s - before_s
+    early = waiting + int(np.searchsorted(ready_s[waiting:], free_s, side="left"))  # ready by free_s
+    lead[:early] = free_s - before_s[:early]
+    np.maximum.accumulate(lead, out=lead)
+    return lead + before_s, before_s
 
 
 def _allocate(slot_s: np.ndarray, backlog: int, ready_s: np.ndarray) -> np.ndarray:
@@ -298,7 +304,7 @@ def serve_block(
         in_backlog = min(total_backlog, count)
         ready_s[:in_backlog] = free_s
         ready_s[in_backlog:] = merged_s[:count - in_backlog]
-        slot_s, _ = _slot_starts(free_s, ready_s, service_s)
+        slot_s, _ = _slot_starts(free_s, ready_s, service_s, waiting=in_backlog)
         slots = int(np.searchsorted(slot_s, t1_s, side="left"))
         slot_s, service_s = slot_s[:slots], service_s[:slots]
 
@@ -422,12 +428,11 @@ def serve_fifo_block(
         old_s, old_tags = state.queues[queue].peek(in_backlog)
         arrival_s = np.concatenate((old_s, new_s[:count - in_backlog]))
         tags = np.concatenate((old_tags, new_tags[:count - in_backlog]))
-        ready_s = arrival_s.copy()
-        ready_s[:in_backlog] = free_s
     else:
-        arrival_s, tags, ready_s = new_s[:count], new_tags[:count], new_s[:count]
+        arrival_s, tags = new_s[:count], new_tags[:count]
     # The schedule without the block's follow-ons, and its idle time up to each start.
-    plain_start_s, before_s = _slot_starts(free_s, ready_s, service_s) if count else (np.empty(0), np.empty(0))
+    plain_start_s, before_s = _slot_starts(free_s, arrival_s, service_s, waiting=in_backlog) if count else (
+        np.empty(0), np.empty(0))
     plain_end_s = plain_start_s + service_s
     idle_at_start_s = plain_start_s - free_s - before_s
 
@@ -515,8 +520,9 @@ def serve_fifo_block(
         np.concatenate((tags[:started], follow_tags[begun][order])),
         split=started,
     )
-    ends = served[queue].end_s
-    busy_until_s = float(ends.max()) if len(ends) else state.busy_until_s
+    ends = served[queue].end_s  # two sorted runs: the plain signals' (FIFO) and the follow-ons'
+    busy_until_s = max(float(ends[started - 1]) if started else state.busy_until_s,
+                       float(ends[started:].max()) if follow_started else state.busy_until_s)
     fresh = started - from_backlog
     later_s = np.concatenate((new_s[fresh:], follow_s[~begun]))
     later_tags = np.concatenate((new_tags[fresh:], follow_tags[~begun]))
