@@ -947,19 +947,22 @@ class BatchedNodeModel:
             cut = np.concatenate(([0], np.searchsorted(times_s, inner_s, side="left"), [len(times_s)]))
             return np.diff(cut)
 
-        def sum_per_row(times_s: np.ndarray, values: np.ndarray) -> np.ndarray:
-            """Sum of `values` per row of the sorted `times_s`."""
+        def per_row_and_sum(times_s: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """How many of the sorted `times_s` fall in each row, and the sum of their `values`."""
             cut = np.concatenate(([0], np.searchsorted(times_s, inner_s, side="left"), [len(times_s)]))
-            running = np.concatenate(([0.0], np.cumsum(values)))
-            return np.diff(running[cut])
+            running = np.empty(len(values) + 1)
+            running[0] = 0.0
+            np.cumsum(values, out=running[1:])
+            return np.diff(cut), np.diff(running[cut])
 
         starts, wait_s, processed = np.zeros(rows, dtype=np.int64), np.zeros(rows), np.zeros(rows, dtype=np.int64)
         if plan is not None:
             for served in plan.served:
                 for run in served.runs():  # start_s and end_s are sorted within a run
                     start_s, end_s = served.start_s[run], served.end_s[run]
-                    starts += per_row(start_s)
-                    wait_s += sum_per_row(start_s, served.wait_s[run])
+                    started_in_row, waited_s = per_row_and_sum(start_s, served.wait_s[run])
+                    starts += started_in_row
+                    wait_s += waited_s
                     processed += per_row(end_s[:np.searchsorted(end_s, t1_s, side="left")])
             if self._uncounted_end_s is not None and self._uncounted_end_s < t1_s:
                 processed[min(math.floor(self._uncounted_end_s) - first_row, rows - 1)] += 1
