@@ -27,6 +27,7 @@ and the queues hold only the signals actually waiting.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import heapq
 import itertools
@@ -86,7 +87,7 @@ _ALL_FOLLOWS = frozenset({OFFHOOK, REG_INITIAL})
 _COMPLETE, _CLOSE, _REGISTER, _TEARDOWN, _CALL = range(5)
 
 CANDIDATES_PER_CALL = 4
-"""Random devices drawn per call attempt; the first registered one makes the call (see `_pick_device`)."""
+"""Random devices drawn per call attempt; the first registered one makes the call (see `_pick_devices`)."""
 
 MAX_PASSES = 100_000
 """A block needing more passes than this is a bug, not a load: each pass learns one follow-on at least."""
@@ -684,21 +685,26 @@ class BatchedNodeModel:
         Signals of the tag kinds in `server_follows` handled in the block queue none of their follow-ons
         here: the server that computes the block queues them itself (they still count as device events).
         The one in service when the block began is not the server's: it queues its own.
+
+        In three rounds, each in time order, which gives what one time-ordered round would: first the
+        events that change device states (registrations, closures, handled registration signals), then
+        the call attempts, in bulk (they depend only on device states and on the throttling state, which
+        holds over the block), then handled off-hook signals and teardowns (which depend on the calls).
         """
         d = _Decisions()
         events: list[tuple[float, int, int, int, int, float]] = []  # (t, kind, seq, a, b, x)
+        calls_done: list[tuple[float, int, int, int, int, float]] = []  # the third round's
         seq = itertools.count()
         for end_s, tag, arrival_s in completions:
-            events.append((end_s, _COMPLETE, next(seq), tag, 0, arrival_s))
+            event = (end_s, _COMPLETE, next(seq), tag, 0, arrival_s)
+            (calls_done if tag & ((1 << _KIND_BITS) - 1) == OFFHOOK else events).append(event)
         for t_s, device, total in closures:
             events.append((t_s, _CLOSE, next(seq), device, total, 0.0))
         for t_s, kind, _, device, count in primary.due:
-            events.append((t_s, kind, next(seq), device, count, 0.0))
-        for index, t_s in enumerate(primary.call_s.tolist()):
-            events.append((t_s, _CALL, next(seq), index, 0, 0.0))
+            (calls_done if kind == _TEARDOWN else events).append((t_s, kind, next(seq), device, count, 0.0))
         heapq.heapify(events)
         in_yellow = self.throttle.state is ThrottleState.CODE_YELLOW
-        load, devices = self.scenario.load, self.scenario.devices
+        devices = self.scenario.devices
         registered = self.registered_devices
 
         def state(device: int) -> int:
@@ -726,20 +732,14 @@ class BatchedNodeModel:
             else:
                 d.later.append((t_s, _REGISTER, device, 0))
 
-        while events:
-            t_s, kind, _, a, b, x = heapq.heappop(events)
-            if kind == _CALL:
-                device = self._pick_device(a, primary, d, registered)
-                if in_yellow:
-                    d.calls_rejected += 1
-                    d.rejected_s.append(t_s)
-                    signal(t_s, NORMAL, device, count=load.rejection_signals_per_call)
-                    continue
-                call_id = self._next_call_id + d.calls_accepted
-                d.new_calls[call_id] = (device, float(primary.call_holding_s[a]))
-                d.calls_accepted += 1
-                signal(t_s, NORMAL, device, tag=call_id << _KIND_BITS | OFFHOOK)
-            elif kind == _COMPLETE:
+        def play(events: list[tuple[float, int, int, int, int, float]]) -> None:
+            while events:
+                t_s, kind, _, a, b, x = heapq.heappop(events)
+                act(events, t_s, kind, a, b, x)
+
+        def act(events: list[tuple[float, int, int, int, int, float]], t_s: float, kind: int, a: int, b: int,
+                x: float) -> None:
+            if kind == _COMPLETE:
                 what, ident = a & ((1 << _KIND_BITS) - 1), a >> _KIND_BITS
                 immediate = what not in server_follows or (t_s, a, x) == self._carried
                 if what == OFFHOOK:
@@ -772,6 +772,11 @@ class BatchedNodeModel:
                 if state(a) != UNREGISTERED:
                     set_state(a, t_s, UNREGISTERED)
                 register_later(t_s + devices.throttled_reregister_delay_s, a)
+
+        play(events)
+        self._decide_calls(primary, d, in_yellow)
+        heapq.heapify(calls_done)
+        play(calls_done)
         d.registered_delta = registered - self.registered_devices
         d.keepalive_keep = self._registered_at(primary.keepalive_s, primary.keepalive_device, d)
         d.chatty_keep = [self._registered_at(times_s, ids, d) for times_s, ids in primary.chatty]
@@ -789,22 +794,79 @@ class BatchedNodeModel:
                 keep[mine] = states[np.searchsorted(change_s, times_s[mine], side="left")] == REGISTERED
         return keep
 
-    def _pick_device(self, call: int, primary: _Primary, d: _Decisions, registered: int) -> int:
-        """A uniformly random device registered now, -1 if none.
+    def _decide_calls(self, primary: _Primary, d: _Decisions, in_yellow: bool) -> None:
+        """The block's call attempts, in bulk, after the device states are decided: each one's device
+        (`_pick_devices`), then reorder tone in Code Yellow, else an off-hook signal that waits for dial
+        tone (its call ids in time order)."""
+        calls = len(primary.call_s)
+        if not calls:
+            return
+        call_s = primary.call_s
+        devices = self._pick_devices(primary, d)
+        with_device = devices >= 0
+        if in_yellow:
+            count = self.scenario.load.rejection_signals_per_call
+            d.calls_rejected += calls
+            d.rejected_s.extend(call_s.tolist())
+            d.signal_s[NORMAL].extend(np.repeat(call_s, count).tolist())
+            d.signal_tag[NORMAL].extend([NO_TAG] * (calls * count))
+            d.event_s.extend(np.repeat(call_s[with_device], count).tolist())
+            d.event_device.extend(np.repeat(devices[with_device], count).tolist())
+            return
+        ids = self._next_call_id + d.calls_accepted + np.arange(calls)
+        d.calls_accepted += calls
+        d.new_calls.update(zip(ids.tolist(), zip(devices.tolist(), primary.call_holding_s.tolist(), strict=True),
+                               strict=True))
+        d.signal_s[NORMAL].extend(call_s.tolist())
+        d.signal_tag[NORMAL].extend((ids << _KIND_BITS | OFFHOOK).tolist())
+        d.event_s.extend(call_s[with_device].tolist())
+        d.event_device.extend(devices[with_device].tolist())
+
+    def _pick_devices(self, primary: _Primary, d: _Decisions) -> np.ndarray:
+        """Each call's device: a uniformly random one registered at the call's time, -1 if none.
 
         Rejection sampling, as the per-signal engine: the first registered of the call's candidates; if
-        none is, the registered device of rank fallback x count (uniform too).
+        none is, the registered device of rank fallback x count (uniform too).  A state change at a call's
+        own time came before it (`_decide`'s order).
         """
-        if not registered:
-            return -1
-        for device in primary.call_candidates[call].tolist():
-            if d.state.get(device, int(self.device_state[device])) == REGISTERED:
-                return int(device)
-        mask = self.device_state == REGISTERED
-        for device, new in d.state.items():
-            mask[device] = new == REGISTERED
-        everyone = np.flatnonzero(mask)
-        return int(everyone[int(primary.call_fallback[call] * len(everyone))])
+        call_s, candidates = primary.call_s, primary.call_candidates
+        if not len(self.device_state):
+            return np.full(len(call_s), -1, dtype=np.int64)
+        registered = self.device_state[candidates] == REGISTERED
+        change_s: dict[int, list[float]] = {device: [t for t, _ in changes] for device, changes in d.changes.items()}
+        if change_s:
+            rows, columns = np.nonzero(np.isin(candidates, np.fromiter(change_s, dtype=np.int64)))
+            for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
+                device = int(candidates[row, column])
+                registered[row, column] = self._state_at(device, change_s[device], d, float(call_s[row])) == REGISTERED
+        devices: np.ndarray = candidates[np.arange(len(call_s)), registered.argmax(axis=1)]
+        none_picked = np.flatnonzero(~registered.any(axis=1))
+        if len(none_picked):
+            deltas = sorted(
+                (t_s, 1 if new == REGISTERED else -1)
+                for device, changes in d.changes.items()
+                for (t_s, new), before in zip(changes, [int(self.device_state[device])] + [n for _, n in changes],
+                                              strict=False)
+                if (new == REGISTERED) != (before == REGISTERED)
+            )
+            counted_s = np.array([t for t, _ in deltas])
+            running = np.cumsum([0] + [delta for _, delta in deltas])
+            for row in none_picked.tolist():
+                t_s = float(call_s[row])
+                if not self.registered_devices + running[np.searchsorted(counted_s, t_s, side="right")]:
+                    devices[row] = -1
+                    continue
+                mask = self.device_state == REGISTERED
+                for device, times_s in change_s.items():
+                    mask[device] = self._state_at(device, times_s, d, t_s) == REGISTERED
+                everyone = np.flatnonzero(mask)
+                devices[row] = everyone[int(primary.call_fallback[row] * len(everyone))]
+        return devices
+
+    def _state_at(self, device: int, change_s: list[float], d: _Decisions, t_s: float) -> int:
+        """`device`'s state at `t_s`, its changes at `t_s` made (`change_s`: their times, in order)."""
+        made = bisect.bisect_right(change_s, t_s)
+        return d.changes[device][made - 1][1] if made else int(self.device_state[device])
 
     # ------------------------------------------------------------------ SCCP
     def _block_events(self, primary: _Primary, d: _Decisions) -> tuple[np.ndarray, np.ndarray]:
