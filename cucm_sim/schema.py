@@ -12,9 +12,20 @@ import difflib
 import itertools
 import math
 import secrets
+from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainValidator,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
 
 from cucm_sim.distributions import Distribution, Exponential
 from cucm_sim.metrics import METRIC_PATHS
@@ -275,6 +286,140 @@ def _check_metric(name: str) -> str:
 
 MetricName = Annotated[str, AfterValidator(_check_metric)]
 
+# ------------------------------------------------------------------ sweeps (`cucm-sim sweep`)
+MAX_GRID_AXES = 8
+MAX_GRID_VALUES = 1000
+MAX_SWEEP_REPLICATIONS = 1000
+DEFAULT_SWEEP_METRICS: tuple[str, ...] = ("calls_rejected_fraction", "dial_tone_delay_ms.p95",
+                                          "time_in_state_s.CodeYellow")
+GRID_RANGE_TOLERANCE = Decimal("1e-9")
+"""A range's stop counts as reached when the steps land within this fraction of a step of it."""
+
+GridScalar = bool | int | float | str
+
+
+def _check_grid_value(value: Any) -> GridScalar:
+    if isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    raise ValueError("a grid value is a number, a string or true/false")
+
+
+GridValue = Annotated[
+    GridScalar, PlainValidator(_check_grid_value), WithJsonSchema({"type": ["number", "string", "boolean"]})
+]
+"""One value of a grid axis: a YAML scalar (number, string or boolean), kept as written, as --set would."""
+
+
+def _check_grid_key(key: str) -> str:
+    if not key or any(not part for part in key.split(".")):
+        raise ValueError(f"{key!r} is not a dotted scenario key (e.g. load.calls_per_s)")
+    if key == "seed":
+        raise ValueError("the seed cannot be a grid axis: every run's seed is derived from the scenario's; "
+                         "use replications for more seeds")
+    if key.split(".")[0] == "sweep":
+        raise ValueError(f"{key!r} cannot be a grid axis; sweep the scenario's settings")
+    return key
+
+
+GridKey = Annotated[str, AfterValidator(_check_grid_key)]
+
+
+def _distinct(values: list[GridScalar]) -> list[GridScalar]:
+    seen: list[GridScalar] = []
+    for value in values:
+        if any(value == earlier and type(value) is type(earlier) for earlier in seen):
+            raise ValueError(f"the value {value!r} is given twice")
+        seen.append(value)
+    return values
+
+
+GridList = Annotated[list[GridValue], Field(min_length=1, max_length=MAX_GRID_VALUES), AfterValidator(_distinct)]
+
+
+def _check_grid_number(value: Any) -> int | float:
+    if not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value):
+        return value
+    raise ValueError("expected a number")
+
+
+GridNumber = Annotated[int | float, PlainValidator(_check_grid_number), WithJsonSchema({"type": "number"})]
+
+
+class GridRange(_Section):
+    """Evenly spaced grid values: start, start + step, ... up to stop, inclusive.
+
+    Computed in decimal from the numbers as written, so 0.1 to 0.3 by 0.1 gives exactly 0.1, 0.2, 0.3; the
+    values are whole numbers when start, stop and step all are.
+    """
+
+    start: GridNumber = Field(description="The first value, in the unit of the swept field.")
+    stop: GridNumber = Field(
+        description="The last value, included when the steps land on it (within a billionth of a step)."
+    )
+    step: GridNumber = Field(description="The distance between values (> 0), in the unit of the swept field.")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> Self:
+        if self.step <= 0:
+            raise ValueError(f"step ({self.step}) must be greater than 0")
+        if self.stop < self.start:
+            raise ValueError(f"stop ({self.stop}) is below start ({self.start})")
+        if self.count() > MAX_GRID_VALUES:
+            raise ValueError(f"{self.count():,} values; an axis holds at most {MAX_GRID_VALUES}")
+        return self
+
+    def count(self) -> int:
+        """How many values the range holds."""
+        start, stop, step = map(_decimal, (self.start, self.stop, self.step))
+        return int((stop - start) / step + GRID_RANGE_TOLERANCE) + 1
+
+    def values(self) -> tuple[int | float, ...]:
+        """The values: ints when start, stop and step are all ints, floats otherwise."""
+        whole = all(isinstance(value, int) for value in (self.start, self.stop, self.step))
+        start, step = _decimal(self.start), _decimal(self.step)
+        exact = [start + index * step for index in range(self.count())]
+        return tuple(int(value) if whole else float(value) for value in exact)
+
+
+def _decimal(value: int | float) -> Decimal:
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(value))  # repr: the number as written
+
+
+def _grid_axis_kind(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "values"
+    if isinstance(value, dict | GridRange):
+        return "range"
+    return None
+
+
+GridAxisSpec = Annotated[
+    Annotated[GridList, Tag("values")] | Annotated[GridRange, Tag("range")],
+    Discriminator(_grid_axis_kind, custom_error_type="grid_axis",
+                  custom_error_message="expected a list of values, e.g. [2, 4, 8], or a range {start, stop, step}"),
+]
+"""A grid axis as written: a list of values or a range (the discriminator keeps errors to the kind given)."""
+
+
+class SweepSpec(_Section):
+    """What `cucm-sim sweep` varies: grid axes (dotted scenario keys to values), replications per grid point
+    and the metrics it plots.  `cucm-sim run` and `check` ignore it."""
+
+    grid: dict[GridKey, GridAxisSpec] = Field(
+        min_length=1, max_length=MAX_GRID_AXES,
+        description="The axes, in order (the last varies fastest): a dotted scenario key, as for --set, to a "
+        "list of values or a range {start, stop, step}; 1 to 8 axes of 1 to 1000 values each.",
+    )
+    replications: int = Field(
+        3, ge=1, le=MAX_SWEEP_REPLICATIONS,
+        description="Runs per grid point, each with its own seed derived from the scenario seed, the point "
+        "and the replication.",
+    )
+    metrics: list[MetricName] = Field(
+        default_factory=lambda: list(DEFAULT_SWEEP_METRICS), min_length=1, max_length=len(METRIC_PATHS),
+        description="Metrics to plot (see `cucm-sim metrics`); runs.csv and points.csv hold every metric.",
+    )
+
 
 class Scenario(_Section):
     """A whole simulation run: the node, its load, its devices, disturbances and service parameters."""
@@ -305,6 +450,11 @@ class Scenario(_Section):
         default_factory=dict, max_length=1000,
         description="Expectations `cucm-sim check` tests after the run: metric path (see `cucm-sim metrics`) "
         "to a bound {min, max, equals}.",
+    )
+    sweep: SweepSpec | None = Field(
+        None, exclude=True,
+        description="What `cucm-sim sweep` varies (grid, replications, metrics); ignored by `run` and `check`, "
+        "and not part of a run's resolved scenario.",
     )
 
     def with_concrete_seed(self) -> Scenario:
