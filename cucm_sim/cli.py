@@ -1,8 +1,8 @@
-"""The `cucm-sim` command line: run, explain, check, validate, metrics, schema, params.
+"""The `cucm-sim` command line: run, explain, check, sweep, validate, metrics, schema, params.
 
-Exit codes: 0 success, 1 an expectation of `check` failed, 2 a user error (bad YAML, unknown key,
-out-of-range value, missing file, existing output directory): one clear message per problem on stderr,
-never a traceback.  Progress bars appear only
+Exit codes: 0 success, 1 an expectation of `check` failed or some runs of a `sweep` failed, 2 a user error
+(bad YAML, unknown key, out-of-range value, missing file, existing output directory): one clear message per
+problem on stderr, never a traceback; 130 when interrupted (Ctrl-C).  Progress bars appear only
 on a terminal and only for runs that take more than a moment.
 """
 
@@ -25,19 +25,31 @@ from rich.table import Table
 from rich.text import Text
 
 from cucm_sim import __version__
+from cucm_sim.backends import open_backend
 from cucm_sim.check import PASS_RULE, ScenarioCheck, check_scenarios
 from cucm_sim.errors import UserError
+from cucm_sim.grid import SweepDesign, load_sweep
 from cucm_sim.junit import check_junit_path, write_junit
 from cucm_sim.loader import load_scenario, scenario_files, unit_of
 from cucm_sim.metrics import METRICS
 from cucm_sim.narrative import narrate, narrative_text
 from cucm_sim.output import check_output_dir, read_run, write_results
 from cucm_sim.runner import RunResult, simulate
-from cucm_sim.schema import Scenario
+from cucm_sim.schema import DEFAULT_SWEEP_METRICS, Scenario
+from cucm_sim.sweep import (
+    RUNS_FILE,
+    SweepCounts,
+    SweepInterrupted,
+    SweepReport,
+    check_out_dir,
+    run_sweep,
+)
 from cucm_sim.throttling import ThrottlingParams
 
 EXIT_CHECK_FAILED = 1
+EXIT_RUNS_FAILED = 1
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 PROGRESS_AFTER_S = 1.0
 LOG_WIDTH = 120
 
@@ -298,6 +310,132 @@ def _check_tables(checks: list[ScenarioCheck], replications: int) -> Group:
             table.add_row(outcome.metric, outcome.bound.describe(), outcome.describe_measured(), result)
         parts.append(table)
     return Group(*parts)
+
+
+class _SweepProgress:
+    """A progress bar of a sweep, on a terminal only: points and runs done, runs per second, ETA."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._started = time.perf_counter()
+        self._runs_at_start = 0
+
+    def __call__(self, counts: SweepCounts) -> None:
+        if not stderr.is_terminal:
+            return
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[points]}"),
+                TextColumn("{task.completed:.0f}/{task.total:.0f} runs"), TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, transient=True,
+            )
+            self._progress.start()
+            self._runs_at_start = counts.runs_done
+            self._task = self._progress.add_task(self._label, total=counts.runs_total, completed=counts.runs_done,
+                                                 points="", rate="")
+        assert self._task is not None
+        elapsed_s = time.perf_counter() - self._started
+        made = counts.runs_done - self._runs_at_start
+        rate = f"{made / elapsed_s:.2f} runs/s" if made and elapsed_s > 0 else ""
+        self._progress.update(self._task, completed=counts.runs_done, rate=rate,
+                              points=f"{counts.points_done}/{counts.points_total} points")
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@main.command()
+@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--grid", "grid", multiple=True, metavar="KEY=SPEC",
+              help="A grid axis: KEY=V1,V2,... or KEY=START:STOP:STEP (stop included), e.g. "
+              "load.calls_per_s=2,4,8. Repeatable; the last axis varies fastest. Replaces the scenario's "
+              "sweep: grid.")
+@click.option("--replications", "-n", type=click.IntRange(1, 1000), default=None,
+              help="Runs per grid point, each with its own derived seed (default: the sweep: block's, else 3).")
+@click.option("--metric", "metrics", multiple=True, metavar="METRIC",
+              help=f"A metric to plot (repeatable; `cucm-sim metrics` lists them). Default: the sweep: block's, "
+              f"else {', '.join(DEFAULT_SWEEP_METRICS)}.")
+@click.option("--out", "out_dir", required=True, metavar="DIR", type=click.Path(path_type=Path, file_okay=False),
+              help="The sweep's directory: sweep.json, runs.csv, points.csv, sweep.png.")
+@click.option("--workers", "-j", type=click.IntRange(1, 1024), default=None,
+              help="Local processes to run on (default: one per CPU; 1 runs here). Results do not depend on it.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+              help="Run on the Dask cluster of this scheduler (needs pip install 'cucm-sim[dask]').")
+@click.option("--dask-local", "dask_local", type=click.IntRange(1, 1024), default=None, metavar="N",
+              help="Run on a Dask LocalCluster of N worker processes on this machine (loopback only).")
+@click.option("--resume", is_flag=True,
+              help="Continue the sweep in DIR (same scenario and options): keep the runs runs.csv holds as ok, "
+              "make the rest.")
+@click.option("--force", is_flag=True, help="Start over: replace DIR if it holds a sweep (or is empty).")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), help="Override the scenario's seed (the root seed).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a scenario field at every point, e.g. --set duration_s=600 (repeatable).")
+@_ENGINE_OPTION
+@click.option("--no-plots", is_flag=True, help="Skip sweep.png.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the sweep directory.")
+def sweep(scenario_file: Path, grid: tuple[str, ...], replications: int | None, metrics: tuple[str, ...],
+          out_dir: Path, workers: int | None, scheduler: str | None, dask_local: int | None, resume: bool,
+          force: bool, seed: int | None, overrides: tuple[str, ...], engine: str | None, no_plots: bool,
+          quiet: bool) -> None:
+    """Run SCENARIO at every point of a grid, REPLICATIONS times each, and write DIR.
+
+    Writes sweep.json (what was asked), runs.csv (one row per run, appended as each finishes), points.csv
+    (per point: mean and 95 % CI of every metric) and sweep.png.  Each run's seed derives from the scenario
+    seed, the point and the replication: the same sweep gives the same runs.csv on any backend.  Exit 0 when
+    every run finished, 1 when some failed (the sweep goes on), 2 on a user error, 130 on Ctrl-C (every
+    finished run is in runs.csv; --resume continues).
+    """
+    all_overrides = [*overrides, *([f"seed={seed}"] if seed is not None else []),
+                     *([f"engine={engine}"] if engine is not None else [])]
+    design = _user_errors_exit_2(lambda: load_sweep(scenario_file, overrides=all_overrides, grid=grid,
+                                                    replications=replications, metrics=metrics))
+    _user_errors_exit_2(lambda: check_out_dir(out_dir, resume=resume, force=force))
+    progress = _SweepProgress(design.scenario.name)
+    try:
+        with _user_errors_exit_2(lambda: open_backend(workers, scheduler, dask_local)) as backend:
+            report = _user_errors_exit_2(lambda: run_sweep(design, backend, out_dir, resume=resume, force=force,
+                                                           plots=not no_plots, progress=progress))
+            description = backend.description
+    except KeyboardInterrupt as interrupt:
+        progress.close()
+        if isinstance(interrupt, SweepInterrupted):
+            stderr.print(f"interrupted: {interrupt.finished_runs} finished runs are in {interrupt.runs_csv}; "
+                         "--resume continues", highlight=False, soft_wrap=True)
+        else:
+            stderr.print("interrupted before any run finished", highlight=False)
+        sys.exit(EXIT_INTERRUPTED)
+    progress.close()
+    if quiet:
+        click.echo(str(out_dir))
+    else:
+        stdout.print(_sweep_table(design, report, description))
+    if report.runs_failed:
+        points = ", ".join(map(str, report.failed_points))
+        stderr.print(Text(f"{report.runs_failed} of {report.runs_ok + report.runs_failed} runs failed, at point"
+                          f"{'s' if len(report.failed_points) > 1 else ''} {points}; their errors are in "
+                          f"{out_dir / RUNS_FILE} (column error); --resume runs them again"),
+                     highlight=False, soft_wrap=True)
+        sys.exit(EXIT_RUNS_FAILED)
+
+
+def _sweep_table(design: SweepDesign, report: SweepReport, backend: str) -> Table:
+    axes = " x ".join(f"{axis.key} ({len(axis.values)})" for axis in design.axes)
+    table = Table(title=Text(f"{design.scenario.name}: sweep"), show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("points", Text(f"{len(design.points):,}: {axes}"))  # user text: never rich markup
+    table.add_row("runs ok / failed", f"{report.runs_ok:,} / {report.runs_failed:,} "
+                  f"({design.replications} per point, root seed {design.root_seed})")
+    kept = f", {report.runs_kept:,} kept from before" if report.runs_kept else ""
+    table.add_row("runs made now", f"{report.runs_made:,}{kept}")
+    table.add_row("wall time", f"{report.wall_s:.1f} s")
+    table.add_row("runs per second", f"{report.runs_per_s:.2f}")
+    table.add_row("ran on", backend)
+    table.add_row("files", Text("\n".join(str(path) for path in report.files)))
+    return table
 
 
 @main.command()
