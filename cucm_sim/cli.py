@@ -1,4 +1,4 @@
-"""The `cucm-sim` command line: run, explain, check, sweep, validate, metrics, schema, params.
+"""The `cucm-sim` command line: run, explain, check, sweep, capacity, validate, metrics, schema, params.
 
 Exit codes: 0 success, 1 an expectation of `check` failed or some runs of a `sweep` failed, 2 a user error
 (bad YAML, unknown key, out-of-range value, missing file, existing output directory): one clear message per
@@ -26,14 +26,15 @@ from rich.text import Text
 
 from cucm_sim import __version__
 from cucm_sim.backends import open_backend
+from cucm_sim.capacity import CapacityRunError, Condition, Probe, search
 from cucm_sim.check import PASS_RULE, ScenarioCheck, check_scenarios
 from cucm_sim.errors import UserError
 from cucm_sim.grid import SweepDesign, load_sweep
 from cucm_sim.junit import check_junit_path, write_junit
-from cucm_sim.loader import load_scenario, scenario_files, unit_of
+from cucm_sim.loader import apply_overrides, load_scenario, read_yaml, scenario_files, unit_of
 from cucm_sim.metrics import METRICS
 from cucm_sim.narrative import narrate, narrative_text
-from cucm_sim.output import check_output_dir, read_run, write_results
+from cucm_sim.output import check_output_dir, read_run, write_directory, write_results
 from cucm_sim.runner import RunResult, simulate
 from cucm_sim.schema import DEFAULT_SWEEP_METRICS, Scenario
 from cucm_sim.sweep import (
@@ -435,6 +436,136 @@ def _sweep_table(design: SweepDesign, report: SweepReport, backend: str) -> Tabl
     table.add_row("runs per second", f"{report.runs_per_s:.2f}")
     table.add_row("ran on", backend)
     table.add_row("files", Text("\n".join(str(path) for path in report.files)))
+    return table
+
+
+class _CapacityProgress:
+    """A capacity search's progress, on a terminal only: probes done, runs done of those started, runs/s."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._started = time.perf_counter()
+
+    def __call__(self, probes_done: int, runs_done: int, runs_started: int) -> None:
+        if not stderr.is_terminal:
+            return
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[probes]} probes"),
+                TextColumn("{task.completed:.0f}/{task.total:.0f} runs"), TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(), console=stderr, transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self._label, total=runs_started, probes="", rate="")
+        assert self._task is not None
+        elapsed_s = time.perf_counter() - self._started
+        rate = f"{runs_done / elapsed_s:.2f} runs/s" if runs_done and elapsed_s > 0 else ""
+        self._progress.update(self._task, completed=runs_done, total=runs_started, probes=probes_done, rate=rate)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@main.command()
+@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--vary", "key", required=True, metavar="KEY",
+              help="The scenario key to search, as in --set, e.g. load.calls_per_s or load.background.0.signals_per_s.")
+@click.option("--lo", type=float, required=True, help="The lowest value to consider (the key's unit).")
+@click.option("--hi", type=float, required=True, help="The highest value to consider (the key's unit).")
+@click.option("--until", "condition", required=True, metavar="CONDITION",
+              help='What must not happen, as "METRIC OP NUMBER", e.g. "code_yellow_entries > 0" or '
+              '"dial_tone_delay_ms.p95 > 100" (`cucm-sim metrics` lists the metrics).')
+@click.option("--replications", "-n", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="Runs per probed value, with the same seeds at every value.")
+@click.option("--tolerance", type=float, default=None,
+              help="Stop when the knee is bracketed this tightly (the key's unit). Default: (hi - lo) / 64.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Result directory (default: results/<scenario name>-capacity): capacity.json, probes.csv, "
+              "capacity.png. Written atomically.")
+@click.option("--workers", "-j", type=click.IntRange(1, 1024), default=None,
+              help="Local processes to run on (default: one per CPU; 1 runs here). Results do not depend on it.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+              help="Run on the Dask cluster of this scheduler (needs pip install 'cucm-sim[dask]').")
+@click.option("--dask-local", "dask_local", type=click.IntRange(1, 1024), default=None, metavar="N",
+              help="Run on a Dask LocalCluster of N worker processes on this machine (loopback only).")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), help="Override the scenario's seed (the root seed).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a scenario field at every probe, e.g. --set duration_s=600 (repeatable).")
+@_ENGINE_OPTION
+@click.option("--no-plots", is_flag=True, help="Skip capacity.png.")
+@click.option("--force", is_flag=True, help="Replace the result directory if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the result directory.")
+def capacity(scenario_file: Path, key: str, lo: float, hi: float, condition: str, replications: int,
+             tolerance: float | None, out_dir: Path | None, workers: int | None, scheduler: str | None,
+             dask_local: int | None, seed: int | None, overrides: tuple[str, ...], engine: str | None,
+             no_plots: bool, force: bool, quiet: bool) -> None:
+    """Find the highest value of a scenario KEY that keeps a CONDITION false, by bisection.
+
+    Probes lo and hi, then splits the bracket [highest safe value, lowest tripped value] until it is no wider
+    than the tolerance.  A value is safe when the condition is false in every replication (the confidence
+    this gives is printed with the result).  Exit 0 with an answer (also when the condition already holds at
+    lo or never holds up to hi: the message says so), 1 when a run failed (the search stops), 2 on a user
+    error, 130 on Ctrl-C.
+    """
+    all_overrides = [*overrides, *([f"seed={seed}"] if seed is not None else []),
+                     *([f"engine={engine}"] if engine is not None else [])]
+    scenario = _user_errors_exit_2(lambda: load_scenario(scenario_file, all_overrides))  # the whole file checked
+    data = _user_errors_exit_2(lambda: apply_overrides(read_yaml(scenario_file), all_overrides))
+    out_dir = out_dir or Path("results") / f"{_safe_name(scenario.name)}-capacity"
+    _user_errors_exit_2(lambda: check_output_dir(out_dir, force))
+    progress = _CapacityProgress(f"{scenario.name}: {key}")
+    try:
+        with _user_errors_exit_2(lambda: open_backend(workers, scheduler, dask_local)) as backend:
+            result = search(data, key, lo, hi, condition, replications, backend, tolerance, progress,
+                            source=str(scenario_file))
+    except CapacityRunError as failure:
+        progress.close()
+        if failure.probes:
+            stdout.print(_probes_table(failure.probes, key, Condition.parse(condition)))
+        for problem in failure.problems:
+            stderr.print(Text.assemble(("error:", "bold red"), " ", problem), highlight=False, soft_wrap=True)
+        sys.exit(EXIT_RUNS_FAILED)
+    except UserError as error:
+        progress.close()
+        _fail(error.problems)
+    except KeyboardInterrupt:
+        progress.close()
+        stderr.print("interrupted: nothing was written")
+        sys.exit(EXIT_INTERRUPTED)
+    progress.close()
+
+    def write(directory: Path) -> list[str]:
+        (directory / "capacity.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        (directory / "probes.csv").write_text(result.probes_csv(), encoding="utf-8")
+        if no_plots:
+            return ["capacity.json", "probes.csv"]
+        result.figure().savefig(directory / "capacity.png")
+        return ["capacity.json", "probes.csv", "capacity.png"]
+
+    _user_errors_exit_2(lambda: write_directory(out_dir, write, force=force))
+    if quiet:
+        click.echo(str(out_dir))
+        return
+    stdout.print(_probes_table(result.probes, key, result.condition))
+    for line in result.describe():
+        stdout.print(Text(line), highlight=False, soft_wrap=True)
+    stdout.print(Text.assemble("results: ", (str(out_dir), "bold"), f" (seeds {', '.join(map(str, result.seeds))})"),
+                 highlight=False, soft_wrap=True)
+
+
+def _probes_table(probes: Iterable[Probe], key: str, condition: Condition) -> Table:
+    table = Table(title=Text(f"probes of {key}, until {condition}"), title_justify="left", box=box.SIMPLE_HEAD)
+    for header, justify in (("#", "right"), ("round", "right"), (key, "right"), ("verdict", "left"),
+                            ("tripped", "right"), (f"{condition.metric} mean", "right")):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for probe in sorted(probes, key=lambda probe: probe.value):
+        verdict = Text(probe.verdict, style="green" if probe.safe else "bold red")
+        mean = probe.mean
+        table.add_row(str(probe.order), str(probe.round), f"{probe.value:g}", verdict,
+                      f"{probe.tripped}/{probe.runs}", "-" if mean is None else f"{mean:.4g}")
     return table
 
 

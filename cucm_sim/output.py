@@ -3,7 +3,8 @@
 Owns the files of a result directory: summary.json, timeline.csv, alarms.csv, scenario.resolved.yaml,
 narrative.txt (the run's story, `cucm_sim.narrative`) and timeline.png, and reading one back (`read_run`).
 Everything is written into a temporary sibling directory first and moved into place only
-when complete, so DIR holds a whole result or nothing; an existing DIR is replaced only with `force`.
+when complete, so DIR holds a whole result or nothing; an existing DIR is replaced only with `force`
+(`write_directory`, which other commands' result directories use too).
 Numbers are formatted deterministically, so the same seed gives the same bytes (wall_s aside).
 """
 
@@ -16,7 +17,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,12 @@ def check_output_dir(out_dir: Path, force: bool) -> None:
 
 def write_results(result: RunResult, out_dir: Path, *, force: bool = False, plots: bool = True) -> list[Path]:
     """Write `result` into `out_dir` atomically; return the files written (their final paths)."""
+    return write_directory(out_dir, lambda staging: _write_all(result, staging, plots), force=force)
+
+
+def write_directory(out_dir: Path, write: Callable[[Path], list[str]], *, force: bool = False) -> list[Path]:
+    """Make `out_dir` whole or not at all: `write` fills a temporary sibling directory and returns the names
+    it wrote, then the directory is moved into place (replacing an old one only with `force`)."""
     check_output_dir(out_dir, force)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +68,7 @@ def write_results(result: RunResult, out_dir: Path, *, force: bool = False, plot
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
         staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should not be
-        names = _write_all(result, staging, plots)
+        names = write(staging)
         if out_dir.exists():
             _swap_in(staging, out_dir)
         else:

@@ -19,15 +19,20 @@ LAYERS: dict[str, int] = {
     "throttling": 1, "sccp": 1, "metrics": 1, "sdl_batch": 1,
     "schema": 2,
     "profiles": 3, "loader": 3, "narrative": 3, "second_end": 3,
-    "batch_sources": 4,
+    "batch_sources": 4, "grid": 4,
     "model": 5, "batched_model": 5,
     "runner": 6,
-    "check": 7,
-    "plotting": 7,
-    "output": 8, "junit": 8,
+    "check": 7, "backends": 7,
+    "plotting": 7, "sweep_plots": 7,
+    "output": 8, "junit": 8, "sweep": 8, "capacity": 8,
     "cli": 9, "__init__": 9, "pytest_plugin": 9,
 }
-ONLY_IN = {"simpy": {"model", "batched_model"}, "matplotlib": {"plotting"}}
+ONLY_IN = {
+    "simpy": {"model", "batched_model"},
+    "matplotlib": {"plotting", "sweep_plots"},
+    "dask": {"backends"},
+    "distributed": {"backends"},
+}
 
 
 def _modules() -> list[pathlib.Path]:
