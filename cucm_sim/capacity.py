@@ -40,7 +40,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 
@@ -50,7 +50,9 @@ from cucm_sim.loader import apply_overrides, parse_scenario
 from cucm_sim.metrics import METRIC_PATHS, lookup
 from cucm_sim.schema import Scenario
 from cucm_sim.seeds import replication_seeds
-from cucm_sim.sweep_plots import AggFigure, CapacityPlot, ProbePlot, capacity_figure
+
+if TYPE_CHECKING:  # matplotlib is slow to import: only when a figure is asked for
+    from cucm_sim.sweep_plots import AggFigure, CapacityPlot
 
 CONFIDENCE: Final = 0.95
 DEFAULT_TOLERANCE_PARTS: Final = 64
@@ -321,6 +323,8 @@ class CapacityResult:
 
     def plot_data(self, title: str | None = None) -> CapacityPlot:
         """What `sweep_plots.capacity_figure` draws for this result."""
+        from cucm_sim.sweep_plots import CapacityPlot, ProbePlot
+
         return CapacityPlot(
             title=title or f"Capacity search: {self.scenario_name}",
             key=self.key,
@@ -336,6 +340,8 @@ class CapacityResult:
 
     def figure(self, title: str | None = None) -> AggFigure:
         """The probes plotted (see `sweep_plots.capacity_figure`); save with ``figure.savefig(path)``."""
+        from cucm_sim.sweep_plots import capacity_figure
+
         return capacity_figure(self.plot_data(title))
 
 

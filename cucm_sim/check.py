@@ -18,8 +18,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Final
 
-from scipy import stats as scipy_stats
-
 from cucm_sim.metrics import lookup
 from cucm_sim.runner import simulate
 from cucm_sim.schema import Bound, Scenario
@@ -136,6 +134,8 @@ def mean_confidence_interval(values: Sequence[float]) -> tuple[float, float | No
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, None
+    from scipy import stats as scipy_stats  # slow to import: not in every worker a pool or Dask spawns
+
     t_quantile = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df=len(values) - 1))
     return mean, t_quantile * statistics.stdev(values) / math.sqrt(len(values))
 
