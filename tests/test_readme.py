@@ -29,3 +29,25 @@ def test_readme_demo_scenario_exists() -> None:
     demo = re.findall(r"```bash\n(.*?)\n```", README, re.S)[0]
     scenario = re.search(r"run (\S+\.yaml)", demo)
     assert scenario and (ROOT / scenario.group(1)).is_file()
+
+
+def test_readme_sweep_and_capacity_commands_run(tmp_path: pathlib.Path) -> None:
+    # The commands README shows, shortened (60 simulated s, 2 replications, in this process): they parse and
+    # write what README says they write.
+    import shlex
+
+    from click.testing import CliRunner
+
+    from cucm_sim.cli import main
+
+    shown = [line for line in README.splitlines() if line.startswith(("cucm-sim sweep ", "cucm-sim capacity "))]
+    assert [line.split()[1] for line in shown] == ["sweep", "capacity"]
+    expected = {"sweep": ["sweep.json", "runs.csv", "points.csv", "sweep.png"],
+                "capacity": ["capacity.json", "probes.csv", "capacity.png"]}
+    for line in shown:
+        words = shlex.split(line)[1:]
+        out_dir = tmp_path / words[0]
+        result = CliRunner().invoke(main, [*words, "--set", "duration_s=60", "--replications", "2", "--workers", "1",
+                                           "--out", str(out_dir)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert sorted(path.name for path in out_dir.iterdir()) == sorted(expected[words[0]])
