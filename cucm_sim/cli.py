@@ -313,39 +313,50 @@ def _check_tables(checks: list[ScenarioCheck], replications: int) -> Group:
     return Group(*parts)
 
 
-class _SweepProgress:
-    """A progress bar of a sweep, on a terminal only: points and runs done, runs per second, ETA."""
+class _RunsBar:
+    """A progress bar over runs, on a terminal only: a detail (points or probes), runs done of all, runs per
+    second (of the runs made now) and, when the total is known, the time left."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, eta: bool) -> None:
         self._label = label
+        self._eta = eta
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._started = time.perf_counter()
         self._runs_at_start = 0
 
-    def __call__(self, counts: SweepCounts) -> None:
+    def show(self, runs_done: int, runs_total: int, detail: str) -> None:
         if not stderr.is_terminal:
             return
         if self._progress is None:
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[points]}"),
+                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
                 TextColumn("{task.completed:.0f}/{task.total:.0f} runs"), TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, transient=True,
+                TimeElapsedColumn(), *([TimeRemainingColumn()] if self._eta else []), console=stderr, transient=True,
             )
             self._progress.start()
-            self._runs_at_start = counts.runs_done
-            self._task = self._progress.add_task(self._label, total=counts.runs_total, completed=counts.runs_done,
-                                                 points="", rate="")
+            self._runs_at_start = runs_done
+            self._task = self._progress.add_task(self._label, total=runs_total, completed=runs_done, detail="",
+                                                 rate="")
         assert self._task is not None
         elapsed_s = time.perf_counter() - self._started
-        made = counts.runs_done - self._runs_at_start
+        made = runs_done - self._runs_at_start
         rate = f"{made / elapsed_s:.2f} runs/s" if made and elapsed_s > 0 else ""
-        self._progress.update(self._task, completed=counts.runs_done, rate=rate,
-                              points=f"{counts.points_done}/{counts.points_total} points")
+        self._progress.update(self._task, completed=runs_done, total=runs_total, detail=detail, rate=rate)
 
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+class _SweepProgress(_RunsBar):
+    """A sweep's progress: points and runs done, runs per second, ETA."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label, eta=True)
+
+    def __call__(self, counts: SweepCounts) -> None:
+        self.show(counts.runs_done, counts.runs_total, f"{counts.points_done}/{counts.points_total} points")
 
 
 @main.command()
@@ -439,34 +450,15 @@ def _sweep_table(design: SweepDesign, report: SweepReport, backend: str) -> Tabl
     return table
 
 
-class _CapacityProgress:
-    """A capacity search's progress, on a terminal only: probes done, runs done of those started, runs/s."""
+class _CapacityProgress(_RunsBar):
+    """A capacity search's progress: probes done, runs done of those started so far, runs per second (no
+    ETA: how many probes a search makes is not known ahead)."""
 
     def __init__(self, label: str) -> None:
-        self._label = label
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
-        self._started = time.perf_counter()
+        super().__init__(label, eta=False)
 
     def __call__(self, probes_done: int, runs_done: int, runs_started: int) -> None:
-        if not stderr.is_terminal:
-            return
-        if self._progress is None:
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[probes]} probes"),
-                TextColumn("{task.completed:.0f}/{task.total:.0f} runs"), TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(), console=stderr, transient=True,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(self._label, total=runs_started, probes="", rate="")
-        assert self._task is not None
-        elapsed_s = time.perf_counter() - self._started
-        rate = f"{runs_done / elapsed_s:.2f} runs/s" if runs_done and elapsed_s > 0 else ""
-        self._progress.update(self._task, completed=runs_done, total=runs_started, probes=probes_done, rate=rate)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        self.show(runs_done, runs_started, f"{probes_done} probes")
 
 
 @main.command()
