@@ -359,6 +359,21 @@ class _SweepProgress(_RunsBar):
         self.show(counts.runs_done, counts.runs_total, f"{counts.points_done}/{counts.points_total} points")
 
 
+def _backend_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--workers, --scheduler and --dask-local: where the runs of a sweep or a capacity search go."""
+    for option in reversed((
+        click.option("--workers", "-j", type=click.IntRange(1, 1024), default=None,
+                     help="Local processes to run on (default: one per CPU; 1 runs here). Results do not depend "
+                     "on it."),
+        click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                     help="Run on the Dask cluster of this scheduler (needs pip install 'cucm-sim[dask]')."),
+        click.option("--dask-local", "dask_local", type=click.IntRange(1, 1024), default=None, metavar="N",
+                     help="Run on a Dask LocalCluster of N worker processes on this machine (loopback only)."),
+    )):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--grid", "grid", multiple=True, metavar="KEY=SPEC",
@@ -372,12 +387,7 @@ class _SweepProgress(_RunsBar):
               f"else {', '.join(DEFAULT_SWEEP_METRICS)}.")
 @click.option("--out", "out_dir", required=True, metavar="DIR", type=click.Path(path_type=Path, file_okay=False),
               help="The sweep's directory: sweep.json, runs.csv, points.csv, sweep.png.")
-@click.option("--workers", "-j", type=click.IntRange(1, 1024), default=None,
-              help="Local processes to run on (default: one per CPU; 1 runs here). Results do not depend on it.")
-@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
-              help="Run on the Dask cluster of this scheduler (needs pip install 'cucm-sim[dask]').")
-@click.option("--dask-local", "dask_local", type=click.IntRange(1, 1024), default=None, metavar="N",
-              help="Run on a Dask LocalCluster of N worker processes on this machine (loopback only).")
+@_backend_options
 @click.option("--resume", is_flag=True,
               help="Continue the sweep in DIR (same scenario and options): keep the runs runs.csv holds as ok, "
               "make the rest.")
@@ -477,12 +487,7 @@ class _CapacityProgress(_RunsBar):
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Result directory (default: results/<scenario name>-capacity): capacity.json, probes.csv, "
               "capacity.png. Written atomically.")
-@click.option("--workers", "-j", type=click.IntRange(1, 1024), default=None,
-              help="Local processes to run on (default: one per CPU; 1 runs here). Results do not depend on it.")
-@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
-              help="Run on the Dask cluster of this scheduler (needs pip install 'cucm-sim[dask]').")
-@click.option("--dask-local", "dask_local", type=click.IntRange(1, 1024), default=None, metavar="N",
-              help="Run on a Dask LocalCluster of N worker processes on this machine (loopback only).")
+@_backend_options
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), help="Override the scenario's seed (the root seed).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario field at every probe, e.g. --set duration_s=600 (repeatable).")
