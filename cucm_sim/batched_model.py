@@ -528,30 +528,8 @@ class BatchedNodeModel:
                 fast_passes -= 0 if fifo or not fast_passes else 1
                 completions = found
                 continue
-            # A chain of follow-ons (a registration storm).  Play only the low and lowest queues slot by
-            # slot (the slot path), or, if other follow-ons chain too, the whole block one signal at a time.
-            # Either starts from the arrivals the latest pass implies, less the follow-ons it queues itself.
-            self._chained = True
-            carried = [c for c in [self._carried] if c is not None and c[0] < t1_s]
-            basis = found
-            for _ in range(SLOW_ROUNDS):  # until the device states it assumes are those it finds
-                unfollowed = self._decide(t0_s, t1_s, primary, basis, closures, _REGISTRATION_FOLLOWS)
-                busy = tagged_ends_in_slots(
-                    self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity,
-                    self._follow_ons(unfollowed, _REGISTRATION_FOLLOWS),
-                )
-                if busy is None:
-                    unfollowed = self._decide(t0_s, t1_s, primary, basis, closures, _ALL_FOLLOWS)
-                    busy = tagged_ends_one_by_one(
-                        self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity,
-                        self._follow_ons(unfollowed, _ALL_FOLLOWS),
-                    )
-                answer = sorted(carried + busy)
-                settled = _same_completions(answer, basis)
-                basis = answer
-                if settled:
-                    break
-            completions = basis
+            # A chain of follow-ons (a registration storm): the slow path, from what this pass found.
+            completions = self._play_chain(t0_s, t1_s, primary, found, closures, capacity)
             # The slow path's answer starts the fixed point near its end; plain passes settle it (the two
             # round differently, so its answer is not compared with a pass's, only passes with passes).
             slow_uses += 1
@@ -559,6 +537,38 @@ class BatchedNodeModel:
         else:
             raise RuntimeError(f"block [{t0_s}, {t1_s}) did not settle in {MAX_PASSES} passes")
         return plan, decisions
+
+    def _play_chain(
+        self, t0_s: float, t1_s: float, primary: _Primary, basis: list[tuple[float, int, float]],
+        closures: list[tuple[float, int, int]], capacity: float,
+    ) -> list[tuple[float, int, float]]:
+        """The handled signals of a block whose follow-ons chain (a registration storm), by the slow path.
+
+        Plays only the low and lowest queues slot by slot (the slot path), or, if other follow-ons chain
+        too, the whole block one signal at a time; starting from the arrivals `basis` implies, less the
+        follow-ons the path queues itself, and again on its own answer until the device states it assumes
+        are those it finds (at most SLOW_ROUNDS).
+        """
+        self._chained = True
+        carried = [c for c in [self._carried] if c is not None and c[0] < t1_s]
+        for _ in range(SLOW_ROUNDS):
+            unfollowed = self._decide(t0_s, t1_s, primary, basis, closures, _REGISTRATION_FOLLOWS)
+            ends = tagged_ends_in_slots(
+                self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity,
+                self._follow_ons(unfollowed, _REGISTRATION_FOLLOWS),
+            )
+            if ends is None:
+                unfollowed = self._decide(t0_s, t1_s, primary, basis, closures, _ALL_FOLLOWS)
+                ends = tagged_ends_one_by_one(
+                    self.router, t0_s, t1_s, self._arrivals(primary, unfollowed), self.draws, capacity,
+                    self._follow_ons(unfollowed, _ALL_FOLLOWS),
+                )
+            answer = sorted(carried + ends)
+            settled = _same_completions(answer, basis)
+            basis = answer
+            if settled:
+                break
+        return basis
 
     def _with_dial_tones(
         self, d: _Decisions, handled: list[tuple[float, int, float]], t1_s: float
