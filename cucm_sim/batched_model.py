@@ -34,7 +34,7 @@ import itertools
 import math
 from collections.abc import Generator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import simpy
@@ -852,18 +852,10 @@ class BatchedNodeModel:
         devices: np.ndarray = candidates[np.arange(len(call_s)), registered.argmax(axis=1)]
         none_picked = np.flatnonzero(~registered.any(axis=1))
         if len(none_picked):
-            deltas = sorted(
-                (t_s, 1 if new == REGISTERED else -1)
-                for device, changes in d.changes.items()
-                for (t_s, new), before in zip(changes, [int(self.device_state[device])] + [n for _, n in changes],
-                                              strict=False)
-                if (new == REGISTERED) != (before == REGISTERED)
-            )
-            counted_s = np.array([t for t, _ in deltas])
-            running = np.cumsum([0] + [delta for _, delta in deltas])
-            for row in none_picked.tolist():
+            registered_then = self._registered_counts(d, call_s[none_picked], side="right")
+            for row, count in zip(none_picked.tolist(), registered_then.tolist(), strict=True):
                 t_s = float(call_s[row])
-                if not self.registered_devices + running[np.searchsorted(counted_s, t_s, side="right")]:
+                if not count:
                     devices[row] = -1
                     continue
                 mask = self.device_state == REGISTERED
@@ -872,6 +864,22 @@ class BatchedNodeModel:
                 everyone = np.flatnonzero(mask)
                 devices[row] = everyone[int(primary.call_fallback[row] * len(everyone))]
         return devices
+
+    def _registered_counts(self, d: _Decisions, times_s: np.ndarray, side: Literal["left", "right"]) -> np.ndarray:
+        """How many devices are registered at each of `times_s`, given the block's state changes `d.changes`
+        (side "right": a change at that very time counts; "left": it does not yet)."""
+        deltas: list[tuple[float, int]] = []
+        for device, changes in d.changes.items():
+            before = int(self.device_state[device])
+            for t_s, new in changes:
+                if (new == REGISTERED) != (before == REGISTERED):
+                    deltas.append((t_s, 1 if new == REGISTERED else -1))
+                before = new
+        deltas.sort()
+        cumulative = np.cumsum([0] + [delta for _, delta in deltas])
+        when = np.searchsorted(np.array([t for t, _ in deltas]), times_s, side=side)
+        counts: np.ndarray = self.registered_devices + cumulative[when]
+        return counts
 
     def _state_at(self, device: int, change_s: list[float], d: _Decisions, t_s: float) -> int:
         """`device`'s state at `t_s`, its changes at `t_s` made (`change_s`: their times, in order)."""
@@ -1074,17 +1082,7 @@ class BatchedNodeModel:
                             np.sort(np.concatenate(plan.arrived_s[q]), kind="stable")[position - len(queue)]))
                         oldest = head_s if oldest is None else min(oldest, head_s)
             tally.oldest_s.append(oldest)
-        deltas: list[tuple[float, int]] = []
-        for device, changes in d.changes.items():
-            before = int(self.device_state[device])
-            for t_s, new in changes:
-                if (new == REGISTERED) != (before == REGISTERED):
-                    deltas.append((t_s, 1 if new == REGISTERED else -1))
-                before = new
-        deltas.sort()
-        cumulative = np.cumsum([0] + [delta for _, delta in deltas])
-        when = np.searchsorted(np.array([t for t, _ in deltas]), ends_s, side="left")
-        tally.registered = (self.registered_devices + cumulative[when]).tolist()
+        tally.registered = self._registered_counts(d, ends_s, side="left").tolist()
         return tally
 
     @staticmethod
