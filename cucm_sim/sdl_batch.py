@@ -679,15 +679,18 @@ def tagged_ends_in_slots(
     service_s = _read_ahead(draws, 1 << 40, free_s, t1_s, scale)
     most = len(service_s)
 
+    known: dict[int, int | None] = {}  # asked once per tag: for the count below, then again when it is served
+
     def chained(tag: int) -> int | None:
         """How many low signals the lowest signal `tag` queues at once when handled; None: another form."""
-        count = 0
-        for follow_queue, follow_count, follow_tag, delay_s in follow_ons(tag):
-            if follow_count and (follow_queue != LOW_QUEUE or delay_s != 0.0
-                                 or (follow_tag != NO_TAG and follow_ons(follow_tag))):
-                return None
-            count += follow_count
-        return count
+        if tag not in known:
+            follows = follow_ons(tag)
+            regular = all(
+                not count or (queue == LOW_QUEUE and delay_s == 0.0 and (made == NO_TAG or not follow_ons(made)))
+                for queue, count, made, delay_s in follows
+            )
+            known[tag] = sum(count for _, count, _, _ in follows) if regular else None
+        return known[tag]
 
     # When each signal (and each follow-on, with its parent) can be served: the waiting ones at free_s.
     ready_now = sum(backlog)
