@@ -31,7 +31,7 @@ from cucm_sim.check import PASS_RULE, ScenarioCheck, check_scenarios
 from cucm_sim.errors import UserError
 from cucm_sim.grid import SweepDesign, load_sweep
 from cucm_sim.junit import check_junit_path, write_junit
-from cucm_sim.loader import apply_overrides, load_scenario, read_yaml, scenario_files, unit_of
+from cucm_sim.loader import apply_overrides, load_scenario, parse_scenario, read_yaml, scenario_files, unit_of
 from cucm_sim.metrics import METRICS
 from cucm_sim.narrative import narrate, narrative_text
 from cucm_sim.output import check_output_dir, read_run, write_directory, write_results
@@ -509,8 +509,9 @@ def capacity(scenario_file: Path, key: str, lo: float, hi: float, condition: str
     """
     all_overrides = [*overrides, *([f"seed={seed}"] if seed is not None else []),
                      *([f"engine={engine}"] if engine is not None else [])]
-    scenario = _user_errors_exit_2(lambda: load_scenario(scenario_file, all_overrides))  # the whole file checked
-    data = _user_errors_exit_2(lambda: apply_overrides(read_yaml(scenario_file), all_overrides))
+    raw = _user_errors_exit_2(lambda: read_yaml(scenario_file))
+    scenario = _user_errors_exit_2(lambda: parse_scenario(raw, str(scenario_file), all_overrides))  # all checked
+    data = apply_overrides(raw, all_overrides)  # what each probe changes, as --set would (valid: parsed above)
     out_dir = out_dir or Path("results") / f"{_safe_name(scenario.name)}-capacity"
     _user_errors_exit_2(lambda: check_output_dir(out_dir, force))
     progress = _CapacityProgress(f"{scenario.name}: {key}")
