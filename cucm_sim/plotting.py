@@ -6,6 +6,7 @@ share the time axis: throttling state, expected delay against the entry / exit l
 and rejected, the four SDL priority queue depths, and SCCP device throttling.  Code Yellow / Code Red
 periods are shaded behind every panel so transitions line up by eye.  Long runs are reduced to a few
 thousand points per line (peaks kept where peaks matter) so a one-day run renders in about a second.
+Every text is plain text (no math between `$` signs): the title holds the user's scenario name.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import math
 import pathlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
@@ -38,8 +40,14 @@ from cucm_sim.alarms import (
 from cucm_sim.throttling import ThrottleState, ThrottlingParams
 from cucm_sim.timeline import TIMELINE_COLUMNS
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType  # the names rcParams knows (matplotlib >= 3.8, for mypy only)
+
 FIGURE_SIZE_IN: Final = (12.0, 10.0)
 FIGURE_DPI: Final = 120
+
+PLAIN_TEXT_RC: Final[dict[RcKeyType, bool]] = {"text.parse_math": False, "text.usetex": False}
+"""Settings under which every Text is plain: a `$` in a scenario name is a dollar sign, never math or LaTeX."""
 
 SECONDS_AXIS_MAX_S: Final = 900
 """Runs up to this long get a time axis in seconds; longer ones in minutes."""
@@ -143,10 +151,22 @@ def plot_timeline(
     or the timeline is empty.
     """
     columns = _validated_columns(timeline)
-    time_s = columns["t_s"]
     states = np.asarray(timeline["state"]).astype(str)
-    axis = _time_axis(time_s)
+    # Everything is made and drawn with math text off: the title is the user's scenario name.
+    with rc_context(PLAIN_TEXT_RC):
+        figure = _timeline_figure(columns, states, alarms, throttling, title)
+        figure.savefig(path, format="png", dpi=FIGURE_DPI)
 
+
+def _timeline_figure(
+    columns: Mapping[str, FloatArray],
+    states: NDArray[np.str_],
+    alarms: Sequence[Alarm],
+    throttling: ThrottlingParams,
+    title: str,
+) -> Figure:
+    time_s = columns["t_s"]
+    axis = _time_axis(time_s)
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI, layout="constrained")
     FigureCanvasAgg(figure)
     state_ax, delay_ax, calls_ax, queue_ax, sccp_ax = figure.subplots(
@@ -181,7 +201,7 @@ def plot_timeline(
         # Label widths are only known once the layout is done: lay out, then stagger the labels.
         figure.draw_without_rendering()
         _stagger_labels(delay_ax, transition_labels)
-    figure.savefig(path, format="png", dpi=FIGURE_DPI)
+    return figure
 
 
 _ABNORMAL_STATES: Final = (ThrottleState.CODE_YELLOW.value, ThrottleState.CODE_RED.value)

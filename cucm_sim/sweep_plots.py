@@ -11,7 +11,8 @@ What a figure shows depends on how many keys were varied: one key gives each met
 key with a shaded 95 % confidence band; two give a heatmap per metric (first key across, second up) with
 every cell annotated; three or more give lines against the first key, one per combination of the others.
 Metric units come from `metrics.METRICS` (fractions are shown as %); a value that is missing (the metric
-did not happen, or the runs failed) is drawn as missing, never as zero.
+did not happen, or the runs failed) is drawn as missing, never as zero.  Every text is plain text: a `$` in
+a scenario name, key or grid value is a dollar sign, never the start of math (`PlainTextFigure`).
 """
 
 from __future__ import annotations
@@ -19,21 +20,30 @@ from __future__ import annotations
 import itertools
 import math
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import numpy as np
+from matplotlib import rc_context
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.transforms import Bbox
 from numpy.typing import NDArray
 
 from cucm_sim.metrics import METRICS
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType  # the names rcParams knows (matplotlib >= 3.8, for mypy only)
 
 FIGURE_DPI: Final = 120
 LINE_PANEL_SIZE_IN: Final = (5.6, 3.9)
@@ -67,6 +77,40 @@ KNEE_COLOUR: Final = "#ffb300"
 CAPTION_COLOUR: Final = "#444444"
 CAPTION_CHARS_PER_IN: Final = 13
 """Caption characters (8 pt) per inch of figure width, for wrapping."""
+
+PLAIN_TEXT_RC: Final[dict[RcKeyType, bool]] = {"text.parse_math": False, "text.usetex": False}
+"""Settings under which matplotlib makes a Text plain: no mathtext between `$` signs, no LaTeX."""
+
+
+class PlainTextFigure(Figure):
+    """A Figure in which every text is drawn as plain text, whoever made it and whenever.
+
+    Matplotlib reads text between two `$` as math, and a user's scenario name, grid key or grid value may
+    hold dollars (`Cost $\\sqrt{x$ study` cannot be parsed, `$5 and $6` would come out as italic math).
+    `parse_math=False` on each Text would not be enough: tick labels are made while the figure is drawn, by
+    whoever saves it, and take the rcParams of that moment.  So drawing (and measuring, for a tight
+    bounding box) turns math and LaTeX off on every Text in the figure and runs with `PLAIN_TEXT_RC`, so
+    that the texts made meanwhile are plain too.  The user's matplotlibrc is otherwise untouched.
+    """
+
+    def draw(self, renderer: RendererBase) -> None:
+        with _plain_text(self):
+            super().draw(renderer)
+
+    def get_tightbbox(self, renderer: RendererBase | None = None, *,
+                      bbox_extra_artists: Iterable[Artist] | None = None) -> Bbox:
+        with _plain_text(self):
+            return super().get_tightbbox(renderer, bbox_extra_artists=bbox_extra_artists)
+
+
+@contextmanager
+def _plain_text(figure: Figure) -> Iterator[None]:
+    with rc_context(PLAIN_TEXT_RC):
+        for text in figure.findobj(Text):
+            text.set_parse_math(False)
+            text.set_usetex(False)
+        yield
+
 
 AggFigure: TypeAlias = Figure
 """What the functions here return: a matplotlib Figure with an Agg canvas attached (save it with `savefig`).
@@ -199,7 +243,7 @@ def sweep_figure(
     rows = math.ceil(len(metrics) / columns)
     panel_w_in, panel_h_in = HEATMAP_PANEL_SIZE_IN if heatmap else LINE_PANEL_SIZE_IN
     extra_w_in = 2.2 if len(axes) >= 3 else 0.0  # the shared legend of line combinations
-    figure = Figure(
+    figure = PlainTextFigure(
         figsize=(panel_w_in * columns + extra_w_in, panel_h_in * rows + 0.9), dpi=FIGURE_DPI, layout="constrained"
     )
     FigureCanvasAgg(figure)
@@ -492,8 +536,8 @@ def capacity_figure(plot: CapacityPlot) -> Figure:
     """
     style = _style(plot.metric)
     zoom = _zoom_window(plot)
-    figure = Figure(figsize=CAPACITY_FIGURE_SIZE_IN if zoom is None else (14.0, 6.2), dpi=FIGURE_DPI,
-                    layout="constrained")
+    figure = PlainTextFigure(figsize=CAPACITY_FIGURE_SIZE_IN if zoom is None else (14.0, 6.2), dpi=FIGURE_DPI,
+                             layout="constrained")
     FigureCanvasAgg(figure)
     if zoom is None:
         ax = figure.subplots()
