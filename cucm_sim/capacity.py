@@ -35,17 +35,20 @@ import copy
 import csv
 import difflib
 import io
+import json
 import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 
 from cucm_sim.backends import Backend, Job, Outcome, RunFunction, run_job
 from cucm_sim.errors import ScenarioError, UserError
+from cucm_sim.files import DirectoryKind
 from cucm_sim.loader import apply_overrides, parse_scenario
 from cucm_sim.metrics import METRIC_PATHS, lookup
 from cucm_sim.schema import Scenario
@@ -55,6 +58,9 @@ if TYPE_CHECKING:  # matplotlib is slow to import: only when a figure is asked f
     from cucm_sim.sweep_plots import AggFigure, CapacityPlot
 
 CONFIDENCE: Final = 0.95
+CAPACITY_FILES: Final = ("capacity.json", "probes.csv", "capacity.png")
+CAPACITY_DIRECTORY: Final = DirectoryKind("cucm-sim capacity", frozenset(CAPACITY_FILES), "capacity.json")
+"""A capacity search's result directory, as --force recognises it (`files.DirectoryKind`)."""
 DEFAULT_TOLERANCE_PARTS: Final = 64
 """Default tolerance: the initial range / 64 (six halvings after the first round); at least 1 for whole numbers."""
 MAX_ROUNDS: Final = 200
@@ -320,6 +326,15 @@ class CapacityResult:
             writer.writerow([probe.order, probe.round, _cell(probe.value), probe.verdict, probe.runs, probe.tripped,
                              _cell(probe.mean), *(_cell(value) for value in probe.metric_values)])
         return buffer.getvalue()
+
+    def write(self, directory: Path, plots: bool = True) -> list[str]:
+        """Write capacity.json, probes.csv and (with `plots`) capacity.png into `directory`; return the names."""
+        (directory / "capacity.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        (directory / "probes.csv").write_text(self.probes_csv(), encoding="utf-8")
+        if not plots:
+            return ["capacity.json", "probes.csv"]
+        self.figure().savefig(directory / "capacity.png")
+        return list(CAPACITY_FILES)
 
     def plot_data(self, title: str | None = None) -> CapacityPlot:
         """What `sweep_plots.capacity_figure` draws for this result."""

@@ -8,33 +8,38 @@ on a terminal and only for runs that take more than a moment.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import signal
 import sys
+import textwrap
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 from rich import box
 from rich.console import Console, Group, RenderableType
-from rich.padding import Padding
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from cucm_sim import __version__
 from cucm_sim.backends import open_backend
-from cucm_sim.capacity import CapacityRunError, Condition, Probe, search
+from cucm_sim.capacity import CAPACITY_DIRECTORY, CapacityResult, CapacityRunError, Condition, Probe, search
 from cucm_sim.check import PASS_RULE, ScenarioCheck, check_scenarios
 from cucm_sim.errors import UserError
+from cucm_sim.files import prepare_directory
 from cucm_sim.grid import SweepDesign, load_sweep
 from cucm_sim.junit import check_junit_path, write_junit
 from cucm_sim.loader import apply_overrides, load_scenario, parse_scenario, read_yaml, scenario_files, unit_of
 from cucm_sim.metrics import METRICS
 from cucm_sim.narrative import narrate, narrative_text
-from cucm_sim.output import check_output_dir, read_run, write_directory, write_results
+from cucm_sim.output import prepare_output_dir, read_run, write_results
 from cucm_sim.runner import RunResult, simulate
 from cucm_sim.schema import DEFAULT_SWEEP_METRICS, Scenario
 from cucm_sim.sweep import (
@@ -74,7 +79,46 @@ def _user_errors_exit_2(action: Callable[[], T]) -> T:
         _fail(error.problems)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The command group, with what every command shares: SIGTERM is handled like Ctrl-C (what `timeout`, CI
+    cancellation and `kill` send), and an interrupt anywhere, the writing of results included, ends in exit
+    130; running out of memory or an operating-system error nobody expected is one line and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _sigterm_as_interrupt():
+            try:
+                return super().invoke(ctx)
+            except (KeyboardInterrupt, click.exceptions.Abort):
+                stderr.print("interrupted", highlight=False)
+                sys.exit(EXIT_INTERRUPTED)
+            except MemoryError:
+                _fail(["out of memory: the run asked for more memory than this machine could give; lower the "
+                       "load, shorten duration_s or run fewer workers (docs/limits.md)"])
+            except OSError as error:
+                if error.errno == errno.EPIPE:
+                    raise  # click says nothing for a closed pipe (`cucm-sim ... | head`)
+                where = f"{error.filename}: " if error.filename else ""
+                _fail([f"{where}{error.strerror or error}"])
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block SIGTERM raises KeyboardInterrupt, as Ctrl-C does (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signal: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="cucm-sim")
 def main() -> None:
     """Simulate CUCM call throttling: Code Yellow, Code Red and SCCP device throttling.
@@ -118,7 +162,7 @@ _ENGINE_OPTION = click.option(
 )
 
 
-@main.command()
+@main.command(short_help="Run a scenario and write its result directory.")
 @click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Result directory (default: results/<scenario name>). Written atomically.")
@@ -140,16 +184,9 @@ def run(scenario_file: Path, out_dir: Path | None, seed: int | None, overrides: 
                      *([f"engine={engine}"] if engine is not None else [])]
     scenario = _user_errors_exit_2(lambda: load_scenario(scenario_file, all_overrides))
     out_dir = out_dir or Path("results") / _safe_name(scenario.name)
-    _user_errors_exit_2(lambda: check_output_dir(out_dir, force))
-    progress = _LazyProgress(scenario.name)
-    try:
-        result = simulate(scenario, progress=progress)
-    except KeyboardInterrupt:
-        progress.close()
-        stderr.print("interrupted: nothing was written")
-        sys.exit(130)
-    progress.close()
-    _user_errors_exit_2(lambda: write_results(result, out_dir, force=force, plots=not no_plots))
+    with _user_errors_exit_2(lambda: prepare_output_dir(out_dir, force)) as prepared:
+        result = _simulate_or_exit(scenario)
+        _user_errors_exit_2(lambda: write_results(result, prepared, plots=not no_plots))
     if quiet:
         click.echo(str(out_dir))
         return
@@ -157,6 +194,19 @@ def run(scenario_file: Path, out_dir: Path | None, seed: int | None, overrides: 
     _print_what_happened((out_dir / "narrative.txt").read_text(encoding="utf-8"), out_dir)  # just written
     stdout.print(Text.assemble("results: ", (str(out_dir), "bold"), f" (seed {result.seed})"),
                  highlight=False, soft_wrap=True)
+
+
+def _simulate_or_exit(scenario: Scenario) -> RunResult:
+    """Run `scenario` with a progress bar; exit 130 on Ctrl-C or SIGTERM, 2 when it outgrows the limits."""
+    progress = _LazyProgress(scenario.name)
+    try:
+        return _user_errors_exit_2(lambda: simulate(scenario, progress=progress))
+    except KeyboardInterrupt:
+        progress.close()
+        stderr.print("interrupted: nothing was written")
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        progress.close()
 
 
 WHAT_HAPPENED_LINES = 12
@@ -215,7 +265,7 @@ def _summary_table(result: RunResult) -> Table:
     return table
 
 
-@main.command()
+@main.command(short_help="Check scenario files: one line per problem.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Validate with these overrides.")
 def validate(files: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
@@ -239,7 +289,7 @@ def _load_each(files: Iterable[Path], overrides: tuple[str, ...]) -> tuple[list[
     return loaded, problems
 
 
-@main.command()
+@main.command(short_help="Run scenarios and judge their expect: bounds.")
 @click.argument("paths", nargs=-1, required=True, metavar="SCENARIO_OR_DIR...", type=click.Path(path_type=Path))
 @click.option("--replications", "-n", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Independent runs per scenario: its own seed, then seeds derived from it (SeedSequence).")
@@ -374,7 +424,7 @@ def _backend_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-@main.command()
+@main.command(short_help="Run a scenario at every point of a grid.")
 @click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--grid", "grid", multiple=True, metavar="KEY=SPEC",
               help="A grid axis: KEY=V1,V2,... or KEY=START:STOP:STEP (stop included), e.g. "
@@ -471,7 +521,7 @@ class _CapacityProgress(_RunsBar):
         self.show(runs_done, runs_started, f"{probes_done} probes")
 
 
-@main.command()
+@main.command(short_help="Find the highest value of a key that keeps a condition false.")
 @click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--vary", "key", required=True, metavar="KEY",
               help="The scenario key to search, as in --set, e.g. load.calls_per_s or load.background.0.signals_per_s.")
@@ -513,8 +563,25 @@ def capacity(scenario_file: Path, key: str, lo: float, hi: float, condition: str
     scenario = _user_errors_exit_2(lambda: parse_scenario(raw, str(scenario_file), all_overrides))  # all checked
     data = apply_overrides(raw, all_overrides)  # what each probe changes, as --set would (valid: parsed above)
     out_dir = out_dir or Path("results") / f"{_safe_name(scenario.name)}-capacity"
-    _user_errors_exit_2(lambda: check_output_dir(out_dir, force))
-    progress = _CapacityProgress(f"{scenario.name}: {key}")
+    with _user_errors_exit_2(lambda: prepare_directory(out_dir, CAPACITY_DIRECTORY, force=force)) as prepared:
+        result = _search_or_exit(data, key, lo, hi, condition, replications, tolerance, scenario_file, scenario.name,
+                                 workers, scheduler, dask_local)
+        _user_errors_exit_2(lambda: prepared.fill(lambda directory: result.write(directory, plots=not no_plots)))
+    if quiet:
+        click.echo(str(out_dir))
+        return
+    stdout.print(_probes_table(result.probes, key, result.condition))
+    for line in result.describe():
+        stdout.print(Text(line), highlight=False, soft_wrap=True)
+    stdout.print(Text.assemble("results: ", (str(out_dir), "bold"), f" (seeds {', '.join(map(str, result.seeds))})"),
+                 highlight=False, soft_wrap=True)
+
+
+def _search_or_exit(data: dict[str, Any], key: str, lo: float, hi: float, condition: str, replications: int,
+                    tolerance: float | None, scenario_file: Path, name: str, workers: int | None,
+                    scheduler: str | None, dask_local: int | None) -> CapacityResult:
+    """The capacity search with a progress bar; exit 1 when a run failed, 2 on a user error, 130 on Ctrl-C."""
+    progress = _CapacityProgress(f"{name}: {key}")
     try:
         with _user_errors_exit_2(lambda: open_backend(workers, scheduler, dask_local)) as backend:
             result = search(data, key, lo, hi, condition, replications, backend, tolerance, progress,
@@ -534,24 +601,7 @@ def capacity(scenario_file: Path, key: str, lo: float, hi: float, condition: str
         stderr.print("interrupted: nothing was written")
         sys.exit(EXIT_INTERRUPTED)
     progress.close()
-
-    def write(directory: Path) -> list[str]:
-        (directory / "capacity.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-        (directory / "probes.csv").write_text(result.probes_csv(), encoding="utf-8")
-        if no_plots:
-            return ["capacity.json", "probes.csv"]
-        result.figure().savefig(directory / "capacity.png")
-        return ["capacity.json", "probes.csv", "capacity.png"]
-
-    _user_errors_exit_2(lambda: write_directory(out_dir, write, force=force))
-    if quiet:
-        click.echo(str(out_dir))
-        return
-    stdout.print(_probes_table(result.probes, key, result.condition))
-    for line in result.describe():
-        stdout.print(Text(line), highlight=False, soft_wrap=True)
-    stdout.print(Text.assemble("results: ", (str(out_dir), "bold"), f" (seeds {', '.join(map(str, result.seeds))})"),
-                 highlight=False, soft_wrap=True)
+    return result
 
 
 def _probes_table(probes: Iterable[Probe], key: str, condition: Condition) -> Table:
@@ -567,7 +617,7 @@ def _probes_table(probes: Iterable[Probe], key: str, condition: Condition) -> Ta
     return table
 
 
-@main.command()
+@main.command(short_help="List the metrics an expect: block may bound.")
 def metrics() -> None:
     """List the metrics an `expect:` block may bound: dotted path, unit, meaning."""
     table = Table(title="Metrics for expect: (dotted paths into summary.json)", title_justify="left")
@@ -580,13 +630,13 @@ def metrics() -> None:
                  "(None) fails every bound.", highlight=False)
 
 
-@main.command()
+@main.command(short_help="Print the scenario JSON Schema.")
 def schema() -> None:
     """Print the scenario JSON Schema (for editor completion and validation)."""
     click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
 
 
-@main.command()
+@main.command(short_help="Show the call-throttling service parameters.")
 def params() -> None:
     """Show the call-throttling service parameters: name, unit, default, range, meaning."""
     stdout.print("[bold]Cisco CallManager service parameters, Call Throttling[/] (scenario section `throttling:`)\n")
@@ -602,10 +652,13 @@ def params() -> None:
                 allowed = " or ".join(getattr(field.annotation, "__args__", ()))
         line = f"[bold cyan]{name}[/]  default {field.default} {unit}, allowed {allowed} {unit}"
         stdout.print(line.replace(" ,", ",").rstrip(), highlight=False)
-        stdout.print(Padding(field.description or "", (0, 0, 1, 4)), highlight=False)
+        # wrapped by hand: rich's Padding would pad every line with spaces to the full width (ugly in a pipe)
+        description = textwrap.fill(field.description or "", width=stdout.width, initial_indent="    ",
+                                    subsequent_indent="    ")
+        stdout.print(Text(description + "\n"), highlight=False, soft_wrap=True)
 
 
-@main.command()
+@main.command(short_help="Tell the story of a written run in plain words.")
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
 def explain(run_dir: Path) -> None:
     """Tell the story of the run in RUN_DIR in plain words (the text narrative.txt holds).

@@ -2,20 +2,19 @@
 
 One `<testsuite>` per scenario file, one `<testcase>` per expectation named after the metric and its
 bound; a failing bound carries a `<failure>` whose message is the same text the check table shows, and
-whose body lists every replication's seed and value.  Written atomically (a temporary file renamed
-into place), with the standard library's XML writer so every value is escaped.
+whose body lists every replication's seed and value.  Written atomically (`files.write_bytes_atomically`),
+with the standard library's XML writer so every value is escaped.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
 from cucm_sim.check import PASS_RULE, ScenarioCheck
-from cucm_sim.errors import UserError
+from cucm_sim.files import check_file_target, write_bytes_atomically
 
 
 def junit_tree(checks: Sequence[ScenarioCheck]) -> ET.ElementTree[ET.Element]:
@@ -51,20 +50,13 @@ def junit_tree(checks: Sequence[ScenarioCheck]) -> ET.ElementTree[ET.Element]:
 
 
 def check_junit_path(path: Path) -> None:
-    """UserError unless `path`'s folder exists: call it before a long check, not only after."""
-    if not path.parent.is_dir():
-        raise UserError([f"--junit {path}: the folder {path.parent} does not exist"])
+    """UserError unless `path` can be written (its folder exists and takes a file): call it before a long check."""
+    check_file_target(path, "--junit")
 
 
 def write_junit(checks: Sequence[ScenarioCheck], path: Path) -> None:
-    """Write the JUnit document for `checks` to `path` atomically (UserError if the folder is missing)."""
+    """Write the JUnit document for `checks` to `path` atomically; UserError if it cannot be written."""
     check_junit_path(path)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        os.chmod(staging, 0o644)  # mkstemp makes it private; a report should not be
-        with os.fdopen(handle, "wb") as stream:
-            junit_tree(checks).write(stream, encoding="utf-8", xml_declaration=True)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
+    document = io.BytesIO()
+    junit_tree(checks).write(document, encoding="utf-8", xml_declaration=True)
+    write_bytes_atomically(path, document.getvalue())

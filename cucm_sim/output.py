@@ -2,9 +2,9 @@
 
 Owns the files of a result directory: summary.json, timeline.csv, alarms.csv, scenario.resolved.yaml,
 narrative.txt (the run's story, `cucm_sim.narrative`) and timeline.png, and reading one back (`read_run`).
-Everything is written into a temporary sibling directory first and moved into place only
-when complete, so DIR holds a whole result or nothing; an existing DIR is replaced only with `force`
-(`write_directory`, which other commands' result directories use too).
+Everything is written into a staging directory beside DIR and moved into place only when complete, so
+DIR holds a whole result or nothing; an existing DIR is replaced only with `force`, and only when it is a
+run's result directory (the rules are `files`', shared by every command that writes).
 Numbers are formatted deterministically, so the same seed gives the same bytes (wall_s aside).
 """
 
@@ -14,10 +14,7 @@ import csv
 import io
 import json
 import math
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +22,10 @@ import numpy as np
 import yaml
 
 from cucm_sim.alarms import ALARM_COLUMNS, Alarm
-from cucm_sim.errors import OutputExistsError, UserError
+from cucm_sim.errors import UserError
+from cucm_sim.files import DirectoryKind, PreparedDirectory, check_directory_target, prepare_directory
 from cucm_sim.loader import parse_scenario, parse_yaml_text
+from cucm_sim.metrics import METRICS, lookup
 from cucm_sim.narrative import narrate, narrative_text
 from cucm_sim.runner import RunResult
 from cucm_sim.schema import Scenario
@@ -36,6 +35,8 @@ from cucm_sim.timeline import TIMELINE_COLUMNS
 RESULT_FILES = (
     "summary.json", "timeline.csv", "alarms.csv", "scenario.resolved.yaml", "narrative.txt", "timeline.png",
 )
+SUMMARY_KEYS = ("scenario", "seed", "duration_s", "engine")
+"""summary.json's keys besides the metrics (`metrics.METRICS`), all of which it holds too."""
 RUN_FILES = ("summary.json", "timeline.csv", "alarms.csv", "scenario.resolved.yaml")
 """The files `read_run` needs: everything but the story and the plot, which are made from them."""
 _INTEGER_COLUMNS = {
@@ -44,59 +45,33 @@ _INTEGER_COLUMNS = {
 }
 
 
+RUN_DIRECTORY = DirectoryKind("cucm-sim run", frozenset(RESULT_FILES), "summary.json")
+"""A run's result directory, as --force recognises it (`files.DirectoryKind`)."""
+
+
 def check_output_dir(out_dir: Path, force: bool) -> None:
-    """Refuse (OutputExistsError) an existing `out_dir` unless `force`; call before a long run."""
-    if out_dir.exists() and not force:
-        raise OutputExistsError([f"{out_dir}: already exists; choose another --out or pass --force to replace it"])
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputExistsError([f"{out_dir}: exists and is not a directory"])
+    """Refuse (UserError) an existing `out_dir` without `force`, or one --force may not replace."""
+    check_directory_target(out_dir, RUN_DIRECTORY, force=force)
 
 
-def write_results(result: RunResult, out_dir: Path, *, force: bool = False, plots: bool = True) -> list[Path]:
-    """Write `result` into `out_dir` atomically; return the files written (their final paths)."""
-    return write_directory(out_dir, lambda staging: _write_all(result, staging, plots), force=force)
+def prepare_output_dir(out_dir: Path, force: bool) -> PreparedDirectory:
+    """Check and claim `out_dir` before a run (see `files.prepare_directory`); pass it to `write_results`."""
+    return prepare_directory(out_dir, RUN_DIRECTORY, force=force)
 
 
-def write_directory(out_dir: Path, write: Callable[[Path], list[str]], *, force: bool = False) -> list[Path]:
-    """Make `out_dir` whole or not at all: `write` fills a temporary sibling directory and returns the names
-    it wrote, then the directory is moved into place (replacing an old one only with `force`)."""
-    check_output_dir(out_dir, force)
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError([f"{out_dir.parent}: cannot create the output's parent directory ({error.strerror})"]) from None
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    try:
-        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should not be
-        names = write(staging)
-        if out_dir.exists():
-            _swap_in(staging, out_dir)
-        else:
-            staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return [out_dir / name for name in names]
+def write_results(result: RunResult, out_dir: Path | PreparedDirectory, *, force: bool = False,
+                  plots: bool = True) -> list[Path]:
+    """Write `result` into `out_dir` atomically (a path, or one `prepare_output_dir` claimed before the run);
+    return the files written (their final paths).  An existing directory is replaced only with `force`, and
+    only if it is a run's result directory."""
+    def write(staging: Path) -> list[str]:
+        return _write_all(result, staging, plots)
 
-
-def _swap_in(staging: Path, out_dir: Path) -> None:
-    """Replace `out_dir` by `staging`; if the second rename fails, put the old result back."""
-    trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-    old = trash / "old"
-    out_dir.rename(old)
-    try:
-        staging.rename(out_dir)
-    except BaseException:
-        old.rename(out_dir)
-        shutil.rmtree(trash, ignore_errors=True)
-        raise
-    shutil.rmtree(trash)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    if isinstance(out_dir, PreparedDirectory):
+        with out_dir:
+            return out_dir.fill(write)
+    with prepare_output_dir(out_dir, force) as prepared:
+        return prepared.fill(write)
 
 
 def _write_all(result: RunResult, directory: Path, plots: bool) -> list[str]:
@@ -251,6 +226,15 @@ def parse_summary_json(text: str, source: str) -> dict[str, Any]:
         raise UserError([f"{source}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"]) from None
     if not isinstance(summary, dict):
         raise UserError([f"{source}: expected a JSON object (the run's summary), not {type(summary).__name__}"])
+    problems = [f"{source}: {key}: missing" for key in SUMMARY_KEYS if key not in summary]
+    for metric in METRICS:
+        try:
+            lookup(summary, metric.path)
+        except (KeyError, TypeError):
+            problems.append(f"{source}: {metric.path}: missing, or not a number or null")
+    if problems:
+        raise UserError([*problems, f"{source}: not the summary of a cucm-sim run (write it again with "
+                                    "`cucm-sim run`)"])
     return summary
 
 

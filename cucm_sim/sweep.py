@@ -30,9 +30,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing
@@ -44,6 +43,15 @@ from typing import IO, Any, Final
 from cucm_sim.backends import Backend, Job, Outcome, RunFunction, run_job
 from cucm_sim.check import mean_confidence_interval
 from cucm_sim.errors import OutputExistsError, UserError
+from cucm_sim.files import (
+    DirectoryKind,
+    lock_directory,
+    reason,
+    refuse_unreplaceable,
+    remove_stale_partial_files,
+    write_bytes_atomically,
+    write_text_atomically,
+)
 from cucm_sim.grid import SweepDesign, format_grid_value
 from cucm_sim.metrics import METRICS, lookup
 
@@ -112,8 +120,17 @@ def run_sweep(design: SweepDesign, backend: Backend, out_dir: Path, *, resume: b
     """
     started = time.perf_counter()
     check_out_dir(out_dir, resume=resume, force=force)
+    resuming = resume and out_dir.exists()
+    _open_dir(out_dir)
+    with lock_directory(out_dir, "a sweep"):
+        remove_stale_partial_files(out_dir, SWEEP_DIRECTORY.files)  # left by a killed sweep: none of ours lives
+        return _run_locked(design, backend, out_dir, resuming, force, plots, progress, run, started)
+
+
+def _run_locked(design: SweepDesign, backend: Backend, out_dir: Path, resuming: bool, force: bool, plots: bool,
+                progress: SweepProgress | None, run: RunFunction, started: float) -> SweepReport:
     runs_csv = out_dir / RUNS_FILE
-    if resume and out_dir.exists():
+    if resuming:
         design = _resumable(design, out_dir)
         rows = _read_runs(runs_csv, design)
     else:
@@ -138,38 +155,50 @@ def run_sweep(design: SweepDesign, backend: Backend, out_dir: Path, *, resume: b
 
 
 # ------------------------------------------------------------------ the directory and its manifest
+SWEEP_DIRECTORY: Final = DirectoryKind(
+    "cucm-sim sweep", frozenset((MANIFEST_FILE, RUNS_FILE, POINTS_FILE, FIGURE_FILE)), MANIFEST_FILE)
+"""A sweep's directory, as --force recognises it (`files.DirectoryKind`)."""
+
+
 def check_out_dir(out_dir: Path, *, resume: bool, force: bool) -> None:
     """Refuse (UserError) what `run_sweep` would refuse about `out_dir` before anything starts: --resume with
-    --force, an existing DIR without either, --force on something that is not a sweep's directory."""
+    --force, an existing DIR without either, --force on anything but a sweep's directory (or an empty one)."""
     if resume and force:
         raise UserError(["--resume and --force given together: --resume continues DIR, --force starts it over"])
-    if not out_dir.exists() or resume:
+    if resume and os.path.lexists(out_dir) and not out_dir.is_dir():
+        raise UserError([f"{out_dir}: exists and is not a directory; cannot --resume it"])
+    if not os.path.lexists(out_dir) or resume:
         return
     if not force:
         raise OutputExistsError([f"{out_dir}: already exists; choose another --out, pass --resume to continue "
                                  "the sweep in it or --force to start it over"])
-    if not out_dir.is_dir():
-        raise OutputExistsError([f"{out_dir}: exists and is not a directory"])
-    if any(out_dir.iterdir()) and not (out_dir / MANIFEST_FILE).is_file():
-        raise OutputExistsError([f"{out_dir}: not a sweep directory (no {MANIFEST_FILE}); --force replaces only "
-                                 "a sweep's directory: choose another --out"])
+    refuse_unreplaceable(out_dir, SWEEP_DIRECTORY)
+
+
+def _open_dir(out_dir: Path) -> None:
+    """Make DIR (and its parents) if missing; UserError if it cannot be made."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError([f"{out_dir}: cannot create the sweep directory ({reason(error)})"]) from None
 
 
 def _start(design: SweepDesign, out_dir: Path, force: bool) -> SweepDesign:
-    """A fresh DIR: clear an existing one (--force; checked by `check_out_dir`), fix the root seed, write the
-    manifest and runs.csv's header."""
-    if out_dir.exists() and force:
-        shutil.rmtree(out_dir)
+    """A fresh DIR (held locked by the caller): empty an existing one (--force: only a sweep's files, checked
+    again here), fix the root seed, write the manifest and runs.csv's header."""
+    if force:
+        refuse_unreplaceable(out_dir, SWEEP_DIRECTORY)
+        for entry in out_dir.iterdir():  # every entry is a sweep's file: refuse_unreplaceable checked it
+            try:
+                entry.unlink()
+            except OSError as error:
+                raise UserError([f"{entry}: cannot remove it to start over ({reason(error)})"]) from None
     if design.root_seed is None:  # drawn once, here, and saved in the manifest for --resume
         drawn = design.scenario.with_concrete_seed().seed
         assert drawn is not None
         design = design.with_root_seed(drawn)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError([f"{out_dir}: cannot create the sweep directory ({error.strerror})"]) from None
-    _write_atomically(out_dir / MANIFEST_FILE, json.dumps(manifest(design), indent=2, allow_nan=False) + "\n")
-    _write_atomically(out_dir / RUNS_FILE, _csv_line(runs_header(design)))
+    write_text_atomically(out_dir / MANIFEST_FILE, json.dumps(manifest(design), indent=2, allow_nan=False) + "\n")
+    write_text_atomically(out_dir / RUNS_FILE, _csv_line(runs_header(design)))
     return design
 
 
@@ -313,10 +342,18 @@ def _run_jobs(design: SweepDesign, backend: Backend, jobs: Sequence[Job], run: R
             progress(SweepCounts(len(done), design.runs, points_done, len(design.points)))
 
     report()
-    with runs_csv.open("a", encoding="utf-8", newline="") as log, closing(backend.run(jobs, run)) as outcomes:
+    try:
+        log = runs_csv.open("a", encoding="utf-8", newline="")
+    except OSError as error:
+        raise UserError([f"cannot write {runs_csv} ({reason(error)})"]) from None
+    with log, closing(backend.run(jobs, run)) as outcomes:
         for outcome in outcomes:
             row = run_row(design, outcome)
-            _append(log, row)
+            try:
+                _append(log, row)
+            except OSError as error:
+                raise UserError([f"cannot write {runs_csv} ({reason(error)}); the {len(rows):,} runs finished "
+                                 "before are in it: --resume continues once it can be written"]) from None
             point, replication = outcome.key
             rows[(point, replication)] = row
             if (point, replication) not in done:
@@ -336,20 +373,23 @@ def _read_runs(runs_csv: Path, design: SweepDesign) -> dict[tuple[int, int], lis
     over an earlier one.  A torn last line (no newline: a killed writer) is dropped and cut from the file, so
     appending goes on from a whole line.  UserError for a file that is not this sweep's."""
     if not runs_csv.exists():  # killed between writing the manifest and the header
-        _write_atomically(runs_csv, _csv_line(runs_header(design)))
+        write_text_atomically(runs_csv, _csv_line(runs_header(design)))
         return {}
-    data = runs_csv.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) < len(data):
-        with runs_csv.open("r+b") as handle:
-            handle.truncate(len(complete))
+    try:
+        data = runs_csv.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) < len(data):
+            with runs_csv.open("r+b") as handle:
+                handle.truncate(len(complete))
+    except OSError as error:
+        raise UserError([f"cannot read or repair {runs_csv} ({reason(error)})"]) from None
     try:
         lines = list(csv.reader(io.StringIO(complete.decode("utf-8"))))
     except (UnicodeDecodeError, csv.Error) as error:
         raise UserError([f"{runs_csv}: cannot read ({error}); start over with --force"]) from None
     header = runs_header(design)
     if not lines:
-        _write_atomically(runs_csv, _csv_line(header))
+        write_text_atomically(runs_csv, _csv_line(header))
         return {}
     if lines[0] != header:
         raise UserError([f"{runs_csv}: line 1: not the header of this sweep's runs.csv; start over with --force"])
@@ -378,16 +418,29 @@ def _row_key(runs_csv: Path, number: int, row: list[str], design: SweepDesign) -
         raise UserError([f"{problem}the grid values or the seed differ from this sweep's; start over with --force"])
     if row[_status_column(design)] not in (OK, ERROR):
         raise UserError([f"{problem}status {row[_status_column(design)]!r} is neither ok nor error"])
+    first_metric = _status_column(design) + 2
+    for name, cell in zip([metric.path for metric in METRICS] + ["wall_s"], row[first_metric:], strict=True):
+        if cell and not _is_number(cell):
+            raise UserError([f"{problem}{name}: {cell!r} is not a number (a metric cell holds a number, or "
+                             "nothing when the metric did not happen); the file is damaged: start over with "
+                             "--force"])
     return point, replication
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        return math.isfinite(float(cell))
+    except ValueError:
+        return False
 
 
 # ------------------------------------------------------------------ the final files
 def _finish(design: SweepDesign, out_dir: Path, rows: Mapping[tuple[int, int], list[str]],
             plots: bool) -> tuple[Path, ...]:
     ordered = [rows[key] for key in sorted(rows)]
-    _write_atomically(out_dir / RUNS_FILE, _csv_text([runs_header(design), *ordered]))
+    write_text_atomically(out_dir / RUNS_FILE, _csv_text([runs_header(design), *ordered]))
     stats = point_stats(design, ordered)
-    _write_atomically(out_dir / POINTS_FILE, points_csv(design, ordered, stats))
+    write_text_atomically(out_dir / POINTS_FILE, points_csv(design, ordered, stats))
     files = [out_dir / MANIFEST_FILE, out_dir / RUNS_FILE, out_dir / POINTS_FILE]
     if plots:
         _write_figure(design, stats, out_dir / FIGURE_FILE)
@@ -454,34 +507,10 @@ def _write_figure(design: SweepDesign, stats: Sequence[PointStats], path: Path) 
     title = (f"{design.scenario.name}: sweep of {len(design.points)} point{'s' if len(design.points) != 1 else ''} "
              f"x {design.replications} replication{'s' if design.replications != 1 else ''}")
     figure = sweep_figure(axes, points, design.metrics, title, replications=design.replications)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        figure.savefig(partial, format="png")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    image = io.BytesIO()
+    figure.savefig(image, format="png")
+    write_bytes_atomically(path, image.getvalue())
 
 
 def _plot_value(value: bool | int | float | str) -> float | str:
     return format_grid_value(value) if isinstance(value, bool | str) else value
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` whole or not at all: a temporary file beside it, fsync'd, then os.replace."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; the result should not be
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -15,10 +15,10 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "cucm_sim"
 
 LAYERS: dict[str, int] = {
-    "alarms": 0, "errors": 0, "timeline": 0, "stats": 0, "distributions": 0, "seeds": 0,
-    "throttling": 1, "sccp": 1, "metrics": 1, "sdl_batch": 1,
+    "alarms": 0, "errors": 0, "processes": 0, "timeline": 0, "stats": 0, "distributions": 0, "seeds": 0,
+    "throttling": 1, "sccp": 1, "files": 1, "metrics": 1, "sdl_batch": 1,
     "schema": 2,
-    "profiles": 3, "loader": 3, "narrative": 3, "second_end": 3,
+    "profiles": 3, "loader": 3, "workload": 3, "narrative": 3, "second_end": 3,
     "batch_sources": 4, "grid": 4,
     "model": 5, "batched_model": 5,
     "runner": 6,

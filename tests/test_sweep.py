@@ -451,7 +451,7 @@ def test_an_existing_directory_needs_resume_or_force(reference: Path, scenario_f
     assert_user_error(invoke(scenario_file, *GRID_OPTIONS, "--out", out_dir),
                       f"{out_dir}: already exists", "--resume", "--force")
     assert_user_error(invoke(scenario_file, *GRID_OPTIONS, "--out", out_dir, "--force"),
-                      f"{out_dir}: not a sweep directory (no sweep.json)")
+                      f"{out_dir}: holds precious.txt, which `cucm-sim sweep` did not write")
     assert_user_error(invoke(scenario_file, *GRID_OPTIONS, "--out", out_dir, "--resume", "--workers", "1"),
                       f"{out_dir}: not a sweep directory (no sweep.json); cannot --resume it")
     assert os.listdir(out_dir) == ["precious.txt"]
