@@ -13,9 +13,11 @@ Every command that writes goes through here, under one set of rules (docs/limits
   directory or one of its parents is refused with a message naming what is there.
 - **A file** (`write_text_atomically`, `write_bytes_atomically`) is written to a temporary sibling
   `.NAME.XXXXXXXX.partial`, fsync'd, then moved into place with `os.replace`.
-- **Leftovers of a killed run**: a staging directory holds a lock file, `flock`ed for as long as its writer
-  lives (the kernel drops the lock when the process dies, by SIGKILL too).  Preparing a result in a folder
-  first removes the staging directories there whose lock is free.  Nothing else is ever removed.
+- **Leftovers of a killed run**: the claim and the staging directory each hold a lock file, `flock`ed for as
+  long as their writer lives (the kernel drops the lock when the process dies, by SIGKILL too).  Preparing a
+  result in a folder first removes the staging directories there whose lock is free, and a claim whose lock
+  is free counts as absent (it is removed); a live claim is refused as "being written".  Nothing else is
+  ever removed.
 - **Signals**: the renames that put a result in place run with SIGINT and SIGTERM blocked, so an interrupt
   lands before them (nothing changed) or after them (the result is whole), never between.
 - Any failure to write (a read-only place, a full disk, a name too long) is a `UserError` saying
@@ -83,8 +85,9 @@ def reason(error: OSError) -> str:
 
 # ------------------------------------------------------------------ result directories
 def check_directory_target(out_dir: Path, kind: DirectoryKind, *, force: bool) -> None:
-    """Refuse (UserError) an `out_dir` that exists without `force`, or that --force may not replace."""
-    if not os.path.lexists(out_dir):
+    """Refuse (UserError) an `out_dir` that exists without `force`, or that --force may not replace.  The
+    claim of a cucm-sim that died (an empty directory but for its free lock) is removed: it counts as absent."""
+    if not os.path.lexists(out_dir) or _remove_stale_claim(out_dir):
         return
     if not force:
         raise OutputExistsError([f"{out_dir}: already exists; choose another --out or pass --force to replace it"])
@@ -117,6 +120,30 @@ def refuse_unreplaceable(out_dir: Path, kind: DirectoryKind) -> None:
         raise OutputExistsError([f"{out_dir}: has no {kind.signature}, so it is not a result directory of "
                                  f"`{kind.command}`; --force replaces only those (or an empty one): choose "
                                  "another --out"])
+
+
+def _remove_stale_claim(out_dir: Path) -> bool:
+    """If `out_dir` is a claim (a directory holding only the lock file): remove it and return True when its
+    writer is dead; refuse it (UserError) while its writer lives.  False for anything else."""
+    try:
+        if out_dir.is_symlink() or not out_dir.is_dir() or os.listdir(out_dir) != [LOCK_NAME]:
+            return False
+        lock = os.open(out_dir / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputExistsError([f"{out_dir}: already exists: another cucm-sim is writing its result there "
+                                     "right now; wait for it or choose another --out"]) from None
+        os.unlink(out_dir / LOCK_NAME)
+        out_dir.rmdir()
+    except OSError:
+        return False
+    finally:
+        os.close(lock)
+    return True
 
 
 def _is_current_or_parent(path: Path) -> bool:
@@ -154,6 +181,7 @@ class PreparedDirectory:
         self._claimed = False
         self._staging: Path | None = None
         self._lock: int | None = None
+        self._claim_lock: int | None = None
         self._done = False
 
     @property
@@ -164,7 +192,8 @@ class PreparedDirectory:
         return self._staging
 
     def claim(self) -> None:
-        """Make `out_dir`, empty, as the claim of this run (an atomic mkdir: one of two racing runs wins)."""
+        """Make `out_dir` as the claim of this run: an atomic mkdir (of two racing runs, one wins), holding
+        only a lock file, locked while this process lives (so that a later run can tell a dead claim)."""
         try:
             os.mkdir(self.out_dir)
         except FileExistsError:
@@ -176,6 +205,7 @@ class PreparedDirectory:
         except OSError as error:
             raise UserError([f"{self.out_dir}: cannot create the directory ({reason(error)})"]) from None
         self._claimed = True
+        self._claim_lock = _locked_file(self.out_dir / LOCK_NAME, f"{self.out_dir}: cannot write in it")
 
     def stage(self) -> None:
         """Make the staging directory beside `out_dir` and lock it for as long as this process lives."""
@@ -183,10 +213,9 @@ class PreparedDirectory:
         try:
             self._staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, suffix=STAGING_SUFFIX, dir=parent))
             self._staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a result should not be
-            self._lock = os.open(self._staging / LOCK_NAME, os.O_CREAT | os.O_WRONLY, 0o600)
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
             raise UserError([f"{self.out_dir}: cannot write in {parent} ({reason(error)})"]) from None
+        self._lock = _locked_file(self._staging / LOCK_NAME, f"{self.out_dir}: cannot write in {parent}")
 
     def fill(self, write: Callable[[Path], list[str]]) -> list[Path]:
         """Call `write(staging)` (it returns the names it wrote), then move the result into place.  A failure
@@ -199,6 +228,8 @@ class PreparedDirectory:
         try:
             with signals_blocked():
                 os.unlink(self.staging / LOCK_NAME)  # not part of the result; the lock itself is held until closed
+                if self._claimed:
+                    os.unlink(self.out_dir / LOCK_NAME)  # the claim must be empty for the rename
                 self._move_into_place()
                 self._done = True
         except OSError as error:
@@ -238,6 +269,8 @@ class PreparedDirectory:
         self._close_lock()
         if self._claimed:
             with contextlib.suppress(OSError):
+                os.unlink(self.out_dir / LOCK_NAME)
+            with contextlib.suppress(OSError):
                 self.out_dir.rmdir()  # only if still empty
         for directory in reversed(self._created_parents):
             with contextlib.suppress(OSError):
@@ -245,9 +278,10 @@ class PreparedDirectory:
         self._done = True
 
     def _close_lock(self) -> None:
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
+        for lock in (self._lock, self._claim_lock):
+            if lock is not None:
+                os.close(lock)
+        self._lock = self._claim_lock = None
 
     def __enter__(self) -> Self:
         return self
@@ -255,6 +289,25 @@ class PreparedDirectory:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.abandon()
+
+
+def _locked_file(path: Path, problem: str) -> int:
+    """Create `path` and hold an exclusive lock on it; the open descriptor (the lock lasts until it is closed
+    or the process ends).  UserError '`problem` (reason)' when it cannot be made."""
+    unlocked = path.with_name(f"{path.name}.new")  # locked before it takes its name: never seen free while alive
+    try:
+        descriptor = os.open(unlocked, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        raise UserError([f"{problem} ({reason(error)})"]) from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
+        os.rename(unlocked, path)
+    except OSError as error:
+        os.close(descriptor)
+        with contextlib.suppress(OSError):
+            os.unlink(unlocked)
+        raise UserError([f"{problem} ({reason(error)})"]) from None
+    return descriptor
 
 
 def _make_parents(parent: Path) -> list[Path]:

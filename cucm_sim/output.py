@@ -37,6 +37,7 @@ RESULT_FILES = (
 )
 SUMMARY_KEYS = ("scenario", "seed", "duration_s", "engine")
 """summary.json's keys besides the metrics (`metrics.METRICS`), all of which it holds too."""
+SUMMARY_KEYS_SHOWN = 6
 RUN_FILES = ("summary.json", "timeline.csv", "alarms.csv", "scenario.resolved.yaml")
 """The files `read_run` needs: everything but the story and the plot, which are made from them."""
 _INTEGER_COLUMNS = {
@@ -226,15 +227,17 @@ def parse_summary_json(text: str, source: str) -> dict[str, Any]:
         raise UserError([f"{source}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"]) from None
     if not isinstance(summary, dict):
         raise UserError([f"{source}: expected a JSON object (the run's summary), not {type(summary).__name__}"])
-    problems = [f"{source}: {key}: missing" for key in SUMMARY_KEYS if key not in summary]
+    wrong = [key for key in SUMMARY_KEYS if key not in summary]
     for metric in METRICS:
         try:
             lookup(summary, metric.path)
         except (KeyError, TypeError):
-            problems.append(f"{source}: {metric.path}: missing, or not a number or null")
-    if problems:
-        raise UserError([*problems, f"{source}: not the summary of a cucm-sim run (write it again with "
-                                    "`cucm-sim run`)"])
+            wrong.append(metric.path)
+    if wrong:
+        shown = ", ".join(wrong[:SUMMARY_KEYS_SHOWN]) + (f" and {len(wrong) - SUMMARY_KEYS_SHOWN} more"
+                                                          if len(wrong) > SUMMARY_KEYS_SHOWN else "")
+        raise UserError([f"{source}: not the summary of a cucm-sim run: {shown} missing or not a number (write it "
+                         "again with `cucm-sim run`)"])
     return summary
 
 
