@@ -5,7 +5,9 @@ seed first, then seeds derived with `SeedSequence`), reads each expected metric 
 and keeps all the values.  The rule, stated wherever results are shown: **a bound passes only if every
 replication meets it**.  The mean and a 95 % Student-t confidence interval over the replications are
 reported beside it, to show how close to the bound the scenario lives, but they never decide a result.
-Returns objects; the CLI, the JUnit writer and the pytest plugin present them.
+A percentile (`metrics.HISTOGRAM_QUANTILES`) is read from a log histogram and is only known to within
+`stats.QUANTILE_RELATIVE_RESOLUTION` (±0.58 %); wherever its value is shown, that resolution is shown
+beside it.  Returns objects; the CLI, the JUnit writer and the pytest plugin present them.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Final
 
-from cucm_sim.metrics import lookup
+from cucm_sim.metrics import HISTOGRAM_QUANTILES, lookup
 from cucm_sim.runner import simulate
 from cucm_sim.schema import Bound, Scenario
 from cucm_sim.seeds import replication_seeds
+from cucm_sim.stats import QUANTILE_RELATIVE_RESOLUTION, QUANTILE_RESOLUTION_TEXT
 
 CONFIDENCE: Final = 0.95
 PASS_RULE: Final = "a bound passes only if every replication meets it"
@@ -73,18 +76,32 @@ class Outcome:
             return None
         return mean_confidence_interval(values)
 
+    @property
+    def relative_resolution(self) -> float:
+        """How far each value may be from the exact one, as a fraction of it: the histogram's resolution
+        for a percentile (`metrics.HISTOGRAM_QUANTILES`), 0 for an exact metric (a count, mean or max)."""
+        return QUANTILE_RELATIVE_RESOLUTION if self.metric in HISTOGRAM_QUANTILES else 0.0
+
     def describe_measured(self) -> str:
-        """The measured value: one number, or mean ± half-width [min, max] over replications."""
+        """The measured value: one number, or mean ± half-width [min .. max] over replications; for a
+        percentile followed by the histogram's resolution: '40.2 ± 0 [40.2 .. 40.2] (histogram resolution
+        ±0.58 %)'.
+
+        The ± is the Student-t interval of the replications' spread alone.  The resolution is shown beside
+        it, not added to it: the binning error is not independent between replications (values in one bin
+        share it), so it does not shrink with more replications and does not belong inside a t interval.
+        """
         missing = sum(value is None for value in self.values)
         if missing:
             return f"did not happen ({missing} of {len(self.values)})" if len(self.values) > 1 else "did not happen"
         values = [value for value in self.values if value is not None]
+        resolution = f" (histogram resolution {QUANTILE_RESOLUTION_TEXT})" if self.relative_resolution else ""
         if len(values) == 1:
-            return format_value(values[0])
+            return format_value(values[0]) + resolution
         mean, half_width = mean_confidence_interval(values)
         assert half_width is not None
         return (f"{format_value(mean)} ± {format_value(half_width)} "
-                f"[{format_value(min(values))} .. {format_value(max(values))}]")
+                f"[{format_value(min(values))} .. {format_value(max(values))}]{resolution}")
 
     def describe_replications(self) -> list[str]:
         """One line per replication: 'seed 7: 12.5' (or 'did not happen')."""
@@ -94,7 +111,9 @@ class Outcome:
         ]
 
     def describe_result(self) -> str:
-        """'pass', or what failed and by how much: 'FAIL: 0.013 above max (+65 %), 3 of 5 replications'."""
+        """'pass', or what failed and by how much: 'FAIL: 0.013 above max (+65 %), 3 of 5 replications'; a
+        percentile that misses by no more than the histogram's resolution adds '; within the histogram
+        resolution (±0.58 %)' (its exact value may meet the bound)."""
         if self.passed:
             return "pass"
         of = f", {self.failures} of {len(self.values)} replications" if len(self.values) > 1 else ""
@@ -110,7 +129,10 @@ class Outcome:
         assert limit is not None
         side = "above max" if above else "below min"
         relative = f" ({'+' if above else '-'}{miss / abs(limit) * 100:.0f} %)" if limit else ""
-        return f"FAIL: {format_value(miss)} {side}{relative}{of}"
+        worst = max(values) if above else min(values)
+        near = (f"; within the histogram resolution ({QUANTILE_RESOLUTION_TEXT})"
+                if miss <= self.relative_resolution * abs(worst) else "")
+        return f"FAIL: {format_value(miss)} {side}{relative}{of}{near}"
 
 
 @dataclass(frozen=True)

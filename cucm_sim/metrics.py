@@ -37,6 +37,8 @@ _DELAY_STATS: Final = {
     "p99": ("ms", "99th percentile"),
     "max": ("ms", "largest"),
 }
+_QUANTILES: Final = ("p50", "p95", "p99")
+"""The keys of `_DELAY_STATS` that `LogHistogram.quantile` makes (count, mean and max are exact)."""
 
 
 def _delay_metrics(prefix: str, what: str) -> list[Metric]:
@@ -82,6 +84,12 @@ METRICS: Final[tuple[Metric, ...]] = (
 )
 
 METRIC_PATHS: Final[frozenset[str]] = frozenset(metric.path for metric in METRICS)
+
+HISTOGRAM_QUANTILES: Final[frozenset[str]] = frozenset(
+    metric.path for metric in METRICS if metric.path.rsplit(".", 1)[-1] in _QUANTILES
+)
+"""The metrics that are quantiles of a `stats.LogHistogram` (the p50 / p95 / p99 of the delays and waits):
+each is within `stats.QUANTILE_RELATIVE_RESOLUTION` of the exact value.  Every other metric is exact."""
 
 
 def lookup(summary: Mapping[str, Any], path: str) -> float | None:

@@ -1,21 +1,32 @@
 """Streaming statistics whose memory does not grow with the run.
 
 `LogHistogram` keeps count, exact sum and max, and a histogram over log-spaced bins for quantiles:
-with 200 bins per decade a quantile is within +-0.6 % of the true order statistic (half a bin).
-Values below `min_value` (including the many exact zeros of an idle server) fall in a zero bin and
-are reported as 0.  Pure Python + numpy; any unit, as long as the caller is consistent.
+with 200 bins per decade a quantile is within `QUANTILE_RELATIVE_RESOLUTION` (about +-0.58 %, half a bin)
+of the true order statistic; count, mean and max are exact.  Values below `MIN_VALUE` (including the many
+exact zeros of an idle server) fall in a zero bin and are reported as 0.  Pure Python + numpy; any unit,
+as long as the caller is consistent.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 BINS_PER_DECADE = 200
 MIN_VALUE = 1e-6
 DECADES = 15
+
+QUANTILE_RELATIVE_RESOLUTION: Final = 10 ** (1 / (2 * BINS_PER_DECADE)) - 1
+"""How far a reported quantile may be from the exact order statistic, as a fraction of it (about 0.0058).
+
+A quantile is reported as the geometric midpoint m of the bin [low, high] that holds the order statistic
+(high / low = 10 ** (1 / BINS_PER_DECADE)), or the maximum if that is smaller; the exact value then lies in
+[m / sqrt(high / low), m * sqrt(high / low)], so within this fraction of m, and of itself.  (Below
+MIN_VALUE the error is absolute: at most MIN_VALUE, in the caller's unit.)"""
+QUANTILE_RESOLUTION_TEXT: Final = f"±{QUANTILE_RELATIVE_RESOLUTION * 100:.2g} %"
+"""The resolution for people: '±0.58 %'."""
 
 
 class LogHistogram:

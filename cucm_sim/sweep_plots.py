@@ -40,7 +40,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from matplotlib.transforms import Bbox
 from numpy.typing import NDArray
 
-from cucm_sim.metrics import METRICS
+from cucm_sim.metrics import HISTOGRAM_QUANTILES, METRICS
+from cucm_sim.stats import QUANTILE_RESOLUTION_TEXT
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType  # the names rcParams knows (matplotlib >= 3.8, for mypy only)
@@ -268,11 +269,14 @@ def sweep_figure(
             key for key, _ in axes[1:]), title_fontsize=8, alignment="left")
     figure.suptitle(title, fontsize=13, fontweight="bold")
     caption_chars = int(figure.get_figwidth() * CAPTION_CHARS_PER_IN)
-    figure.supxlabel(_sweep_caption(len(axes), replications, notes, caption_chars), fontsize=8, color=CAPTION_COLOUR)
+    quantiles = [metric for metric in metrics if metric in HISTOGRAM_QUANTILES]
+    figure.supxlabel(_sweep_caption(len(axes), replications, quantiles, notes, caption_chars), fontsize=8,
+                     color=CAPTION_COLOUR)
     return figure
 
 
-def _sweep_caption(axis_count: int, replications: int | None, notes: Sequence[str], width_chars: int) -> str:
+def _sweep_caption(axis_count: int, replications: int | None, quantiles: Sequence[str], notes: Sequence[str],
+                   width_chars: int) -> str:
     runs = ("the replications" if replications is None
             else f"{replications} replication{'' if replications == 1 else 's'}")
     if axis_count == 2:
@@ -282,7 +286,15 @@ def _sweep_caption(axis_count: int, replications: int | None, notes: Sequence[st
     else:
         shown = (f"Line: mean over {runs} per grid point; shaded band: 95 % Student-t confidence interval of the "
                  "mean (none for a single run); x markers on the axis: no value (did not happen or failed).")
-    return "\n".join(textwrap.wrap(" ".join([shown, *(f"Note: {note}." for note in notes)]), width_chars))
+    resolution = [_resolution_sentence(quantiles) + " The intervals do not include it."] if quantiles else []
+    return "\n".join(textwrap.wrap(" ".join([shown, *resolution, *(f"Note: {note}." for note in notes)]),
+                                   width_chars))
+
+
+def _resolution_sentence(quantiles: Sequence[str]) -> str:
+    """The resolution of the histogram that percentiles are read from (a confidence interval leaves it out)."""
+    return (f"{', '.join(quantiles)}: read from a log histogram, each value within {QUANTILE_RESOLUTION_TEXT} "
+            "of the exact one.")
 
 
 @dataclass(frozen=True)
@@ -588,8 +600,9 @@ def capacity_figure(plot: CapacityPlot) -> Figure:
                              label=f"knee: {_short(plot.highest_safe)} to {_short(plot.lowest_tripped)}"))
     ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
     figure.suptitle(plot.title, fontsize=13, fontweight="bold")
+    resolution = f" {_resolution_sentence([plot.metric])}" if plot.metric in HISTOGRAM_QUANTILES else ""
     figure.supxlabel("\n".join(textwrap.wrap(
-        f"Numbers: the order the probes were made in. {plot.rule}",
+        f"Numbers: the order the probes were made in. {plot.rule}{resolution}",
         int(figure.get_figwidth() * CAPTION_CHARS_PER_IN))), fontsize=8, color=CAPTION_COLOUR)
     return figure
 
