@@ -33,6 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
+from urllib.parse import urlsplit
 
 from cucm_sim.errors import UserError
 from cucm_sim.runner import simulate
@@ -40,6 +41,9 @@ from cucm_sim.schema import Scenario
 
 SCHEDULER_TIMEOUT_S: Final = 10.0
 """How long `open_backend` waits to reach a Dask scheduler before giving up (s)."""
+SCHEDULER_SCHEMES: Final = ("tcp", "tls", "ws", "wss")
+"""The network transports of `distributed` a scheduler address may name (not inproc: that is this process;
+not ucx: it needs packages Dask does not install)."""
 JOBS_IN_FLIGHT_PER_WORKER: Final = 2
 """Jobs handed to a local pool ahead of time, per process: enough to keep every process busy, few enough
 that a dying process takes at most this many innocent runs with it and cancelling leaves little running."""
@@ -209,14 +213,32 @@ class Dask(Backend):
 
     @classmethod
     def connect(cls, address: str, timeout_s: float = SCHEDULER_TIMEOUT_S) -> Dask:
-        """A backend on the scheduler at `address` (tcp://HOST:PORT); UserError if it cannot be reached
-        within `timeout_s` (s)."""
+        """A backend on the scheduler at `address` (tcp://HOST:PORT, see `scheduler_address`); UserError, at
+        once, if the address is malformed, and if it cannot be reached within `timeout_s` (s)."""
+        address = scheduler_address(address)
         distributed = _import_distributed("--scheduler")
+        made: list[Any] = []
+
+        class _Client(distributed.Client):  # type: ignore[misc,name-defined]
+            """A Client that remembers itself before it connects, so that one failing half-way can be closed."""
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                made.append(self)
+                super().__init__(*args, **kwargs)
+
         try:
-            client = distributed.Client(address, timeout=timeout_s, set_as_default=False)
-        except (OSError, ValueError, TimeoutError) as error:
-            raise UserError([f"--scheduler {address}: cannot reach a Dask scheduler there within {timeout_s:g} s "
-                             f"({error_text(error)})"]) from None
+            client = _Client(address, timeout=timeout_s, set_as_default=False)
+        except Exception as error:  # a scheduler out of reach, or a connection Dask cannot set up (TLS unset)
+            # A Client that raised anything but OSError is left open, and when collected its __del__ waits
+            # 20 s and prints "Exception ignored ... Traceback": close it here, where that is quick.
+            for half_made in made:
+                with contextlib.suppress(Exception):
+                    half_made.close(timeout=timeout_s)
+            made.clear()
+            problem = (f"cannot reach a Dask scheduler there within {timeout_s:g} s"
+                       if isinstance(error, OSError | TimeoutError) else "cannot connect to a Dask scheduler there")
+            raise UserError([f"--scheduler {address}: {problem} ({error_text(error)})"]) from None
+        made.clear()
         workers = sum(client.nthreads().values())
         return cls(client, None, f"Dask at {address}, {workers} worker thread{'s' if workers != 1 else ''}")
 
@@ -267,11 +289,55 @@ class Dask(Backend):
             self._cluster = None
 
 
+def scheduler_address(address: str) -> str:
+    """The Dask scheduler address `address` as SCHEME://HOST:PORT, or UserError saying what is wrong with it.
+
+    SCHEME is one of `SCHEDULER_SCHEMES` (Dask's network transports; without one, Dask assumes tcp and so
+    does this), HOST a name or an address (an IPv6 one in brackets) and PORT a number from 1 to 65535.
+    Checked before Dask is imported or anything is contacted: given a mistake such as a missing port, Dask
+    itself waits out its timeout and then prints a traceback from its half-made client.
+    """
+    scheme, separator, rest = address.partition("://")
+    scheme = scheme.lower() if separator else "tcp"
+    rest = rest if separator else address
+    try:
+        parts = urlsplit(f"{scheme}://{rest}")
+    except ValueError:  # "[::1:80": an opening bracket without its closing one
+        parts = None
+    netloc = "" if parts is None else parts.netloc
+    host, colon, port = netloc.rpartition(":")
+    if not colon or (host.startswith("[") and not host.endswith("]")):  # no port, or the colon was inside [...]
+        host, port = netloc, ""
+    if parts is None:
+        problem = "its brackets do not match"
+    elif scheme not in SCHEDULER_SCHEMES:
+        problem = f"unknown scheme {scheme + '://'!r}"
+    elif any(character.isspace() for character in address):
+        problem = "it contains white space"
+    elif "@" in parts.netloc or "://" in rest or parts.path or parts.query or parts.fragment:
+        problem = "there is more to it than SCHEME://HOST:PORT"
+    elif ":" in host and not host.startswith("["):
+        problem = "an IPv6 host goes in brackets, as in tcp://[::1]:8786"
+    elif not host or parts.hostname is None:
+        problem = "no host"
+    elif not port:
+        problem = "no port"
+    elif not (port.isascii() and port.isdigit()):
+        problem = f"port {port!r} is not a number"
+    elif not 1 <= int(port) <= 65535:
+        problem = f"port {port} is not between 1 and 65535"
+    else:
+        return f"{scheme}://{rest}"
+    raise UserError([f"--scheduler {address}: {problem}; expected tcp://HOST:PORT (or tls://, ws://, wss://), "
+                     "e.g. tcp://127.0.0.1:8786"])
+
+
 def open_backend(workers: int | None = None, scheduler: str | None = None, dask_local: int | None = None,
                  *, scheduler_timeout_s: float = SCHEDULER_TIMEOUT_S) -> Backend:
     """The backend the command line asks for: `scheduler` (a Dask address), `dask_local` (a LocalCluster of
     that many workers), or `workers` local processes (1: in this process; None: one per CPU).  At most one
-    of the three; UserError for a conflict, a count below 1, a missing Dask or an unreachable scheduler."""
+    of the three; UserError for a conflict, a count below 1, a missing Dask, a malformed scheduler address
+    (refused before Dask is imported) or a scheduler that cannot be reached."""
     given = [name for name, value in (("--workers", workers), ("--scheduler", scheduler),
                                       ("--dask-local", dask_local)) if value is not None]
     if len(given) > 1:
