@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Distribution(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    # strict: a number must be a number (an int is taken as a float), never a string or a boolean
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
 
     mean: float = Field(gt=0, le=1e7, description="Mean of the distribution, in the unit of the field.")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import re
+import reprlib
 import secrets
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
@@ -22,14 +24,16 @@ from pydantic import (
     Discriminator,
     Field,
     PlainValidator,
+    Strict,
     Tag,
     WithJsonSchema,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from cucm_sim.distributions import Distribution, Exponential
 from cucm_sim.metrics import METRIC_PATHS
-from cucm_sim.throttling import ThrottlingParams
+from cucm_sim.throttling import ThrottlingParams, WholeNumber
 
 Priority = Literal["high", "normal", "low", "lowest"]
 PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low", "lowest")
@@ -39,12 +43,50 @@ MAX_DURATION_S = 30 * 86_400
 MAX_SEED = 2**64 - 1
 MAX_CALLS_PER_S = 10_000
 
-ProfileTime = Annotated[float, Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False)]
-ProfileRate = Annotated[float, Field(ge=0, le=MAX_CALLS_PER_S, allow_inf_nan=False)]
+ProfileTime = Annotated[float, Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False, strict=True)]
+ProfileRate = Annotated[float, Field(ge=0, le=MAX_CALLS_PER_S, allow_inf_nan=False, strict=True)]
+ProfilePoint = Annotated[tuple[ProfileTime, ProfileRate], Strict(False)]
+"""[t_s, calls_per_s]: YAML writes it as a list, which only a lax tuple takes; its numbers stay strict."""
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def problem_at(path: str, problem: str) -> PydanticCustomError:
+    """A problem a model's validator finds in one of its keys, `path` (dotted, relative to the model, e.g.
+    'calls_profile.3'): the loader names that key, and its line, rather than the whole section."""
+    return PydanticCustomError("problem_at", "{at}: {problem}", {"at": path, "problem": problem})
+
+
+def _plain(value: float) -> str:
+    """A number for a message: whole numbers without a decimal point (5, not 5.0), others as written."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _no_control_characters(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(text: str) -> str:
+        found = pattern.search(text)
+        if found is not None:
+            escaped = found.group().encode("unicode_escape").decode("ascii")
+            raise ValueError(f"holds the control character {escaped} (character {found.start() + 1}); {what}")
+        return text
+
+    return AfterValidator(check)
+
+
+OneLineName = Annotated[str, _no_control_characters(_CONTROL, "a name is one line of printable text")]
+"""A name shown on one line (in a terminal, a file name, a plot title): no control character, tab and
+newline included."""
+Text = Annotated[str, _no_control_characters(_CONTROL_BUT_LINES, "text may hold newlines and tabs but no "
+                                             "other control character")]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    # strict: numbers must be numbers (an int is taken as a float; a whole-number field takes a float with
+    # no fractional part, see WholeNumber), booleans true/false and strings strings; nothing is coerced
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class _Window(_Section):
@@ -56,7 +98,7 @@ class _Window(_Section):
     @model_validator(mode="after")
     def _end_after_start(self) -> Self:
         if self.end_s <= self.start_s:
-            raise ValueError(f"end_s ({self.end_s}) must be greater than start_s ({self.start_s})")
+            raise problem_at("end_s", f"{_plain(self.end_s)} must be greater than start_s ({_plain(self.start_s)})")
         return self
 
 
@@ -82,7 +124,7 @@ class NodeParams(_Section):
 class BackgroundSource(_Section):
     """A Poisson stream of SDL signals that are not modelled call by call."""
 
-    name: str = Field("background", min_length=1, max_length=64, description="Label for this source.")
+    name: OneLineName = Field("background", min_length=1, max_length=64, description="Label for this source.")
     signals_per_s: float = Field(ge=0, le=1e6, description="Mean arrival rate (signals/s).")
     priority: Priority = Field("normal", description="SDL queue the signals wait in.")
 
@@ -97,7 +139,7 @@ class LoadParams(_Section):
         None, ge=0, le=10_000,
         description="Constant call-attempt rate (calls/s). Give this or calls_profile, not both; neither = 0.",
     )
-    calls_profile: list[tuple[ProfileTime, ProfileRate]] | None = Field(
+    calls_profile: list[ProfilePoint] | None = Field(
         None, min_length=1, max_length=10_000,
         description="Piecewise-linear call-attempt rate: points [t_s, calls_per_s], t_s increasing; "
         "the rate holds its first/last value before/after the points (s, calls/s).",
@@ -105,17 +147,17 @@ class LoadParams(_Section):
     call_arrivals: Literal["poisson", "constant"] = Field(
         "poisson", description="Call-attempt arrival process: Poisson, or evenly spaced at the current rate."
     )
-    signals_per_call: int = Field(
+    signals_per_call: WholeNumber = Field(
         12, ge=1, le=1000,
         description="SDL signals an accepted call costs over its life, the off-hook signal included "
         "(no Cisco figure; calibrate as QueueSignalsProcessed / calls per second).",
     )
-    setup_signals_per_call: int | None = Field(
+    setup_signals_per_call: WholeNumber | None = Field(
         None, ge=1, le=1000,
         description="Of signals_per_call, how many are set-up signals (off-hook first, the rest right after "
         "dial tone); the remainder come at teardown. Default: half, rounded up.",
     )
-    rejection_signals_per_call: int = Field(
+    rejection_signals_per_call: WholeNumber = Field(
         1, ge=0, le=100,
         description="Normal-priority signals a call rejected in Code Yellow still costs (the reorder tone).",
     )
@@ -124,35 +166,29 @@ class LoadParams(_Section):
         description="Call holding time, from dial tone to teardown (s). 180 s is a common assumption.",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _fill_setup_signals(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("setup_signals_per_call") is None:
-            total = data.get("signals_per_call", 12)
-            if isinstance(total, int) and not isinstance(total, bool) and total >= 1:
-                data = {**data, "setup_signals_per_call": math.ceil(total / 2)}
-        return data
-
     @model_validator(mode="after")
     def _check_calls(self) -> Self:
         if self.calls_per_s is not None and self.calls_profile is not None:
             raise ValueError("give calls_per_s or calls_profile, not both")
         if self.calls_profile is not None:
-            times_s = [point[0] for point in self.calls_profile]
-            if any(later <= earlier for earlier, later in itertools.pairwise(times_s)):
-                raise ValueError("calls_profile times must be strictly increasing")
-        if self.setup_signals_per_call is not None and self.setup_signals_per_call > self.signals_per_call:
-            raise ValueError(
-                f"setup_signals_per_call ({self.setup_signals_per_call}) cannot exceed "
-                f"signals_per_call ({self.signals_per_call})"
-            )
+            for index, (earlier, later) in enumerate(itertools.pairwise(self.calls_profile), start=1):
+                if later[0] <= earlier[0]:
+                    raise problem_at(f"calls_profile.{index}", f"t_s {_plain(later[0])} is not after the "
+                                     f"previous point's t_s {_plain(earlier[0])}")
+        if self.setup_signals_per_call is None:
+            # The default follows the validated signals_per_call (40.0 in YAML is 40, so 20 here), hence after.
+            object.__setattr__(self, "setup_signals_per_call", math.ceil(self.signals_per_call / 2))
+            self.__pydantic_fields_set__.add("setup_signals_per_call")
+        elif self.setup_signals_per_call > self.signals_per_call:
+            raise problem_at("setup_signals_per_call", f"setup_signals_per_call ({self.setup_signals_per_call}) "
+                             f"cannot exceed signals_per_call ({self.signals_per_call})")
         return self
 
 
 class ChattyDevices(_Window):
     """Misbehaving SCCP phones that send far more events than normal between start_s and end_s."""
 
-    count: int = Field(ge=1, le=10_000, description="How many devices misbehave (taken from devices.count).")
+    count: WholeNumber = Field(ge=1, le=10_000, description="How many devices misbehave (taken from devices.count).")
     events_per_s: float = Field(gt=0, le=100_000, description="Events each sends per second, Poisson (events/s).")
     priority: Priority = Field("normal", description="SDL queue their signals wait in.")
 
@@ -160,7 +196,7 @@ class ChattyDevices(_Window):
 class DevicesParams(_Section):
     """SCCP phones registered to the node."""
 
-    count: int = Field(0, ge=0, le=200_000, description="Registered devices (phones); 0 allowed.")
+    count: WholeNumber = Field(0, ge=0, le=200_000, description="Registered devices (phones); 0 allowed.")
     keepalive_interval_s: float = Field(
         30, ge=1, le=3600, description="Station KeepAlive Interval: each device sends one keepalive per interval (s)."
     )
@@ -171,7 +207,7 @@ class DevicesParams(_Section):
         True, description="True: devices are registered at t=0. False: a cold start, all register over "
         "registration_spread_s (a registration storm)."
     )
-    registration_signals: int = Field(
+    registration_signals: WholeNumber = Field(
         10, ge=1, le=1000,
         description="SDL signals one registration costs: the first in the lowest queue (initial request), "
         "the rest in the low queue once it is handled.",
@@ -280,7 +316,7 @@ def _check_metric(name: str) -> str:
     if name not in METRIC_PATHS:
         close = difflib.get_close_matches(name, METRIC_PATHS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown metric {name!r}{hint}; valid metrics: {', '.join(sorted(METRIC_PATHS))}")
+        raise ValueError(f"unknown metric {_SHORT.repr(name)}{hint}; valid metrics: {', '.join(sorted(METRIC_PATHS))}")
     return name
 
 
@@ -312,12 +348,12 @@ GridValue = Annotated[
 
 def _check_grid_key(key: str) -> str:
     if not key or any(not part for part in key.split(".")):
-        raise ValueError(f"{key!r} is not a dotted scenario key (e.g. load.calls_per_s)")
+        raise ValueError(f"{_SHORT.repr(key)} is not a dotted scenario key (e.g. load.calls_per_s)")
     if key == "seed":
         raise ValueError("the seed cannot be a grid axis: every run's seed is derived from the scenario's; "
                          "use replications for more seeds")
     if key.split(".")[0] == "sweep":
-        raise ValueError(f"{key!r} cannot be a grid axis; sweep the scenario's settings")
+        raise ValueError(f"{_SHORT.repr(key)} cannot be a grid axis; sweep the scenario's settings")
     return key
 
 
@@ -328,7 +364,7 @@ def _distinct(values: list[GridScalar]) -> list[GridScalar]:
     seen: list[GridScalar] = []
     for value in values:
         if any(value == earlier and type(value) is type(earlier) for earlier in seen):
-            raise ValueError(f"the value {value!r} is given twice")
+            raise ValueError(f"the value {_SHORT.repr(value)} is given twice")
         seen.append(value)
     return values
 
@@ -410,7 +446,7 @@ class SweepSpec(_Section):
         description="The axes, in order (the last varies fastest): a dotted scenario key, as for --set, to a "
         "list of values or a range {start, stop, step}; 1 to 8 axes of 1 to 1000 values each.",
     )
-    replications: int = Field(
+    replications: WholeNumber = Field(
         3, ge=1, le=MAX_SWEEP_REPLICATIONS,
         description="Runs per grid point, each with its own seed derived from the scenario seed, the point "
         "and the replication.",
@@ -424,13 +460,13 @@ class SweepSpec(_Section):
 class Scenario(_Section):
     """A whole simulation run: the node, its load, its devices, disturbances and service parameters."""
 
-    name: str = Field(min_length=1, max_length=128, description="Scenario name, used in outputs.")
-    description: str = Field("", max_length=10_000, description="What the scenario shows.")
-    seed: int | None = Field(
+    name: OneLineName = Field(min_length=1, max_length=128, description="Scenario name, used in outputs.")
+    description: Text = Field("", max_length=10_000, description="What the scenario shows.")
+    seed: WholeNumber | None = Field(
         None, ge=0, le=MAX_SEED,
         description="Root seed of every random stream. Absent: a concrete one is drawn and saved with the results.",
     )
-    duration_s: int = Field(ge=1, le=MAX_DURATION_S, description="Simulated time (s).")
+    duration_s: WholeNumber = Field(ge=1, le=MAX_DURATION_S, description="Simulated time (s).")
     engine: Literal["batched", "signal"] = Field(
         "batched",
         description="Simulation engine: 'batched' computes the router's work in blocks of seconds with numpy "

@@ -24,9 +24,10 @@ import math
 from collections import deque
 from enum import StrEnum
 from fractions import Fraction
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from cucm_sim.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
 
@@ -35,6 +36,21 @@ NEAR_TIE_RELATIVE: Final = 1e-9
 
 NEVER_CODE_RED_MIN: Final = 99999
 """Cisco's special Code Yellow Duration value: stay in Code Yellow forever, never Code Red."""
+
+
+def _whole_number(value: Any) -> Any:
+    """A float with no fractional part (40.0, or 4e1 in YAML) as the int it is: a number is a number.  A
+    fractional float is refused ('whole_number'); anything else is left to the strict int check."""
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise PydanticCustomError("whole_number", "{value} is not a whole number", {"value": value})
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+"""An int field of a scenario model (they validate strictly): an int, or a float with no fractional part;
+never a string or a boolean."""
 
 
 def _check_duration_min(value: int) -> int:
@@ -54,29 +70,29 @@ class ThrottleState(StrEnum):
 class ThrottlingParams(BaseModel):
     """Cisco CallManager service parameters, section "Call Throttling" (CUCM 7 help: defaults, ranges)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    code_yellow_entry_latency_ms: int = Field(
+    code_yellow_entry_latency_ms: WholeNumber = Field(
         20, ge=5, le=500,
         description="Code Yellow Entry Latency: largest acceptable average expected delay to handle an "
         "SDL signal; above it the node enters Code Yellow (ms).",
     )
-    code_yellow_exit_latency_pct: int = Field(
+    code_yellow_exit_latency_pct: WholeNumber = Field(
         40, ge=20, le=70,
         description="Code Yellow Exit Latency: exit threshold as a percentage of the entry latency (%).",
     )
-    code_yellow_duration_min: Annotated[int, AfterValidator(_check_duration_min)] = Field(
+    code_yellow_duration_min: Annotated[WholeNumber, AfterValidator(_check_duration_min)] = Field(
         5, ge=1, le=NEVER_CODE_RED_MIN,
         description="Code Yellow Duration: longest time in Code Yellow before Code Red (min); "
         "99999 means never Code Red.",
         json_schema_extra={"allowed": "1..30 or 99999"},
     )
-    system_throttle_sample_size_s: int = Field(
+    system_throttle_sample_size_s: WholeNumber = Field(
         10, ge=0, le=60,
         description="System Throttle Sample Size: number of one-second expected-delay samples averaged (s); "
         "0 disables call throttling.",
     )
-    max_events_allowed: int = Field(
+    max_events_allowed: WholeNumber = Field(
         2000, ge=0, le=5000,
         description="Max Events Allowed: most events one SCCP device may send in 5 seconds; "
         "0 disables SCCP device throttling.",
