@@ -23,7 +23,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from cucm_sim.errors import ScenarioError, UserError
-from cucm_sim.loader import apply_overrides, parse_scenario, parse_yaml_text, read_yaml
+from cucm_sim.loader import ScenarioDumper, apply_overrides, parse_scenario, parse_yaml_text, read_yaml
 from cucm_sim.schema import (
     DEFAULT_SWEEP_METRICS,
     MAX_GRID_AXES,
@@ -111,7 +111,7 @@ class SweepDesign:
 
 def yaml_scalar(value: GridScalar) -> str:
     """`value` as YAML text that reads back as the same value and type ('20' stays a string, 0.1 a float)."""
-    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=YAML_LINE_WIDTH)
+    text = yaml.dump(value, Dumper=ScenarioDumper, default_flow_style=True, allow_unicode=True, width=YAML_LINE_WIDTH)
     return text.removesuffix("\n").removesuffix("\n...").strip()
 
 
@@ -264,7 +264,7 @@ def _points(plain: dict[str, Any], source: str, axes: Sequence[Axis]) -> tuple[P
         overrides = [axis.override(position) for axis, position in zip(axes, positions, strict=True)]
         where = f"{source}, grid point {index} ({', '.join(overrides)})"
         try:
-            points.append(Point(index, values, parse_scenario(plain, where, overrides)))
+            points.append(Point(index, values, parse_scenario(plain, where, overrides, blame_overrides=False)))
         except ScenarioError as error:
             for problem in error.problems:
                 # The loader says --set for an override it cannot apply; here the override is a grid value.
