@@ -1,10 +1,12 @@
 """The batched model of one CUCM node (engine ``batched``): SimPy keeps the clock, numpy does the SDL work.
 
 The same world and the same rules as the per-signal `model` (its module doc states the modelling
-choices; all hold here), simulated a block of time at a time.  A block is a span of up to SPAN_ROWS
-seconds while the throttling state holds (every second's sample is checked on a copy of the state
-machine first; if the state would change inside the span, it is redone second by second), or one
-second cut where the capacity changes or the node comes back from a restart.  For each block:
+choices; all hold here), simulated a block of time at a time.  A block is a span of up to
+`workload.SPAN_ROWS` seconds (fewer when the load is so heavy that a block's arrivals would take more
+than `workload.MAX_BLOCK_BYTES`) while the throttling state holds (every second's sample is checked on a
+copy of the state machine first; if the state would change inside the span, it is redone second by
+second), or one second cut where the capacity changes or the node comes back from a restart.  For each
+block:
 
 1. the arrival streams (`batch_sources`) hand out everything that arrives in it, whatever the node's
    state: background and burst signals, keepalives, chatty-device events, call attempts;
@@ -22,7 +24,8 @@ second cut where the capacity changes or the node comes back from a restart.  Fo
    Then the block is committed.
 
 Nothing grows with the run: waits go into fixed-size histograms, the timeline has one row per second,
-and the queues hold only the signals actually waiting.
+and the queues hold only the signals actually waiting (at most `workload.MAX_QUEUED_SIGNALS`: past
+it the run stops, see `second_end`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from cucm_sim.alarms import (
     Alarm,
 )
 from cucm_sim.batch_sources import CallAttemptTimes, KeepaliveTimes, PoissonTimes
+from cucm_sim.errors import WorkLimitError
 from cucm_sim.profiles import CallRateProfile, capacity_breakpoints, capacity_factor_at
 from cucm_sim.sccp import SCCP_WINDOW_S
 from cucm_sim.schema import PRIORITIES, Priority, Scenario, SignalBurst
@@ -65,9 +69,10 @@ from cucm_sim.sdl_batch import (
     tagged_ends_in_slots,
     tagged_ends_one_by_one,
 )
-from cucm_sim.second_end import Readings, SecondEnds, expected_delay_ms
+from cucm_sim.second_end import BacklogLimit, Readings, SecondEnds, expected_delay_ms
 from cucm_sim.stats import LogHistogram
 from cucm_sim.throttling import ThrottleState, ThrottleStateMachine
+from cucm_sim.workload import BATCHED_COSTS, MAX_QUEUED_SIGNALS, batched_block_seconds, out_of_memory
 
 HIGH, NORMAL, LOW, LOWEST = range(4)
 PRIORITY_INDEX: dict[Priority, int] = {name: index for index, name in enumerate(PRIORITIES)}
@@ -100,9 +105,6 @@ SLOW_ROUNDS = 4
 
 MAX_SLOW_USES = 3
 """Slow-path answers per block; after them, plain passes alone (which always settle, one link a pass)."""
-
-SPAN_ROWS = 8
-"""Seconds computed as one block while the throttling state holds (it is checked at every second's end)."""
 
 CALM_ROWS = 16
 """After a state change inside a span, seconds computed one at a time before spans are tried again."""
@@ -309,7 +311,12 @@ class BatchedNodeModel:
         self.passes = 0
         """Server passes over all blocks (one per block when no follow-on signal interacts)."""
 
-        self.seconds = SecondEnds(self.throttle, self.duration_s)
+        self._span_limit = batched_block_seconds(scenario)  # SPAN_ROWS, unless a block would take too much memory
+        self.seconds = SecondEnds(self.throttle, self.duration_s, BacklogLimit(
+            MAX_QUEUED_SIGNALS["batched"], "batched", scenario.name,
+            scenario.node.capacity_factor * 1000.0 / scenario.node.signal_service_time_ms.mean,
+            BATCHED_COSTS.bytes_per_queued_signal,
+        ))
         self.timeline = self.seconds.timeline
         self.states = self.seconds.states
         if devices.count and not devices.registered_at_start:
@@ -327,11 +334,19 @@ class BatchedNodeModel:
         return LogHistogram.merged(self.wait_ms_by_priority)
 
     def run(self, until_s: float) -> None:
-        """Advance the simulation to `until_s` (s); at or past the duration, run to the last sample."""
-        if until_s < self.duration_s:
-            self.env.run(until=until_s)
-        elif self._clock.is_alive:
-            self.env.run(until=self._clock)
+        """Advance the simulation to `until_s` (s); at or past the duration, run to the last sample.
+
+        A backlog past MAX_QUEUED_SIGNALS, or no memory left, ends the run with a WorkLimitError.
+        """
+        try:
+            if until_s < self.duration_s:
+                self.env.run(until=until_s)
+            elif self._clock.is_alive:
+                self.env.run(until=self._clock)
+        except WorkLimitError as copy:  # SimPy re-raises a copy made from the args: the original keeps its lines
+            raise copy.__cause__ if isinstance(copy.__cause__, WorkLimitError) else copy from None
+        except MemoryError as error:
+            raise out_of_memory(self.scenario, self.env.now, error) from error
 
     # ---------------------------------------------------------------- set-up
     @staticmethod
@@ -371,7 +386,7 @@ class BatchedNodeModel:
             return 0
         # Speculate only when it pays: not right after a state change, nor while blocks need the slow path
         # (an undone span would throw away seconds of one-by-one work).
-        rows = min(1 if row < self._calm_until_row or self._chained else SPAN_ROWS, self.duration_s - row)
+        rows = min(1 if row < self._calm_until_row or self._chained else self._span_limit, self.duration_s - row)
         for cut_s in self._cut_times_s:
             if row < cut_s < row + rows:
                 if cut_s < row + 1:

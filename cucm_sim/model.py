@@ -46,12 +46,14 @@ from cucm_sim.alarms import (
     Alarm,
 )
 from cucm_sim.distributions import DrawBuffer, Exponential
+from cucm_sim.errors import WorkLimitError
 from cucm_sim.profiles import CallRateProfile, capacity_breakpoints
 from cucm_sim.sccp import SccpEventLimiter
 from cucm_sim.schema import PRIORITIES, Priority, Scenario, SignalBurst
-from cucm_sim.second_end import Readings, SecondEnds, expected_delay_ms
+from cucm_sim.second_end import BacklogLimit, Readings, SecondEnds, expected_delay_ms
 from cucm_sim.stats import LogHistogram
 from cucm_sim.throttling import ThrottleState, ThrottleStateMachine
+from cucm_sim.workload import MAX_QUEUED_SIGNALS, SIGNAL_COSTS, out_of_memory
 
 HIGH, NORMAL, LOW, LOWEST = range(4)
 PRIORITY_INDEX: dict[Priority, int] = {name: index for index, name in enumerate(PRIORITIES)}
@@ -200,7 +202,11 @@ class NodeModel:
         self.device_state = bytearray([REGISTERED if devices.registered_at_start else UNREGISTERED] * devices.count)
         self.registered_devices = devices.count if devices.registered_at_start else 0
 
-        self.seconds = SecondEnds(self.throttle, self.duration_s)
+        self.seconds = SecondEnds(self.throttle, self.duration_s, BacklogLimit(
+            MAX_QUEUED_SIGNALS["signal"], "signal", scenario.name,
+            scenario.node.capacity_factor * 1000.0 / scenario.node.signal_service_time_ms.mean,
+            SIGNAL_COSTS.bytes_per_queued_signal,
+        ))
         self.timeline = self.seconds.timeline
         self.states = self.seconds.states
         self._start_processes()
@@ -247,11 +253,19 @@ class NodeModel:
         return self.router.signals_processed
 
     def run(self, until_s: float) -> None:
-        """Advance the simulation to `until_s` (s); at or past the duration, run to the last sample."""
-        if until_s < self.duration_s:
-            self.env.run(until=until_s)
-        elif self._sampler_process.is_alive:
-            self.env.run(until=self._sampler_process)
+        """Advance the simulation to `until_s` (s); at or past the duration, run to the last sample.
+
+        A backlog past MAX_QUEUED_SIGNALS, or no memory left, ends the run with a WorkLimitError.
+        """
+        try:
+            if until_s < self.duration_s:
+                self.env.run(until=until_s)
+            elif self._sampler_process.is_alive:
+                self.env.run(until=self._sampler_process)
+        except WorkLimitError as copy:  # SimPy re-raises a copy made from the args: the original keeps its lines
+            raise copy.__cause__ if isinstance(copy.__cause__, WorkLimitError) else copy from None
+        except MemoryError as error:
+            raise out_of_memory(self.scenario, self.env.now, error) from error
 
     # ------------------------------------------------------------ the router
     def _record_wait(self, priority: int, wait_s: float) -> None:

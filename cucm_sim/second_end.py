@@ -5,7 +5,10 @@ age of the oldest signal still waiting, else 0.  It feeds the throttling state m
 up (while the service restarts its counters read 0).  The alarms raised get Cisco's parameters: the
 queue depths, and for an exit or Code Red the calls rejected in that Code Yellow episode.  The timeline
 row is written from readings the engine takes after it has acted on the alarms, so the second that
-raises Code Red shows the restart's effect.  Pure: the engine hands in its readings.
+raises Code Red shows the restart's effect.  A backlog past the engine's `BacklogLimit` stops the run
+there, with a `WorkLimitError` that says when, how large, the offered load against what the thread serves,
+and what to change: a backlog that outgrows memory says nothing more about throttling.  Pure: the engine
+hands in its readings.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cucm_sim.alarms import CODE_YELLOW_ENTRY, Alarm
+from cucm_sim.errors import WorkLimitError
 from cucm_sim.throttling import ThrottleState, ThrottleStateMachine
 from cucm_sim.timeline import TIMELINE_COLUMNS
 
@@ -53,11 +57,28 @@ class Readings:
     capacity_factor: float
 
 
+@dataclass(frozen=True)
+class BacklogLimit:
+    """How many signals the four queues may hold together before the run stops, and what the message needs."""
+
+    max_queued_signals: int
+    engine: str
+    scenario: str
+    """The scenario's name."""
+    full_speed_per_s: float
+    """Signals/s the thread serves at capacity factor 1 (1000 / mean service time in ms)."""
+    queued_signal_bytes: float
+    """Memory one queued signal takes in this engine (bytes)."""
+
+
 class SecondEnds:
     """Takes each second's sample and writes its timeline row; keeps the run's maximum average."""
 
-    def __init__(self, throttle: ThrottleStateMachine, duration_s: int) -> None:
+    def __init__(
+        self, throttle: ThrottleStateMachine, duration_s: int, backlog_limit: BacklogLimit | None = None
+    ) -> None:
         self.throttle = throttle
+        self.backlog_limit = backlog_limit
         self.timeline: dict[str, np.ndarray] = {
             name: np.zeros(duration_s, dtype=np.float64) for name in TIMELINE_COLUMNS if name != "state"
         }
@@ -113,3 +134,27 @@ class SecondEnds:
         timeline["skinny_devices_throttled"][row] = now.skinny_devices_throttled
         timeline["registered_devices"][row] = now.registered_devices
         timeline["capacity_factor"][row] = now.capacity_factor
+        if self.backlog_limit is not None and high + normal + low + lowest > self.backlog_limit.max_queued_signals:
+            raise self._backlog_error(row)
+
+    def _backlog_error(self, row: int) -> WorkLimitError:
+        """The run stops at the end of row `row`: its queues passed the limit."""
+        limit = self.backlog_limit
+        assert limit is not None
+        timeline = self.timeline
+        queues = ("queue_high", "queue_normal", "queue_low", "queue_lowest")
+        queued = int(sum(timeline[name][row] for name in queues))
+        before = int(sum(timeline[name][row - 1] for name in queues)) if row else 0
+        served = int(timeline["signals_processed"][row])
+        factor = float(timeline["capacity_factor"][row])
+        advice = "shorten duration_s, lower the load"
+        if not self.throttle.params.throttling_enabled:
+            advice += ", turn call throttling on (throttling.system_throttle_sample_size_s: 10)"
+        return WorkLimitError([
+            f"scenario {limit.scenario!r}: stopped at {row + 1:,} s simulated: {queued:,} signals wait in the "
+            f"router's queues, past the {limit.engine} engine's limit of {limit.max_queued_signals:,} (about "
+            f"{limit.max_queued_signals * limit.queued_signal_bytes / 2**30:.1f} GiB); in that second "
+            f"{served + queued - before:,} signals arrived and the thread served {served:,} (its full speed: "
+            f"{limit.full_speed_per_s * factor:,.0f}/s at capacity factor {factor:g}), so the backlog grows "
+            f"without bound. To finish: {advice}, or split the run into shorter ones"
+        ])

@@ -1,15 +1,23 @@
-"""Work limits (issue 11): the estimate before a run and what `check_run` and `check_sweep` refuse.
+"""Work limits (issue 11): the estimate before a run, what `check_run` and `check_sweep` refuse, and the
+bound on the router's backlog that stops a run in either engine before it outgrows memory.
 
-The issue's three cases are refused; every library scenario passes with room to spare.
+The issue's three cases are refused; every library scenario passes with room to spare; a flood of a million
+signals a second with throttling off stops with a WorkLimitError in bounded memory and time, never a
+MemoryError; and memory that runs out all the same ends in a WorkLimitError too.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cucm_sim import Scenario, simulate
+from cucm_sim import Scenario, batched_model, simulate, workload
 from cucm_sim.errors import UserError, WorkLimitError
 from cucm_sim.loader import load_scenario
 from cucm_sim.workload import (
@@ -140,6 +148,7 @@ def test_a_heavy_load_gets_shorter_blocks() -> None:
     # 1e6 signals/s x 120 bytes held per signal: 4 s stay under MAX_BLOCK_BYTES (512 MiB), 8 would not.
     flood = _flood("batched", duration_s=10)
     assert batched_block_seconds(flood) == 4
+    assert batched_model.BatchedNodeModel(flood, 1)._span_limit == 4
     assert estimate_run(_chatty("batched")).block_s == 1
 
 
@@ -148,3 +157,77 @@ def test_the_estimate_counts_at_least_the_signals_a_run_processes() -> None:
         scenario = load_scenario(REPO / "scenarios" / f"{name}.yaml", ["duration_s=150"])
         processed = simulate(scenario).summary["signals_processed"]
         assert processed <= estimate_run(scenario).signals
+
+
+# ------------------------------------------------------------------ while a run goes
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_backlog_past_the_bound_stops_the_run(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(workload.MAX_QUEUED_SIGNALS, engine, 200_000)
+    with pytest.raises(WorkLimitError) as caught:
+        simulate(_flood(engine, signals_per_s=300_000, duration_s=60))
+    (message,) = caught.value.problems
+    assert message.startswith("scenario 'flood': stopped at 1 s simulated: ")
+    assert f"signals wait in the router's queues, past the {engine} engine's limit of 200,000" in message
+    assert "the thread served" in message and "(its full speed: 6,250/s at capacity factor 1)" in message
+    assert "turn call throttling on" in message and message.endswith("or split the run into shorter ones")
+
+
+def _in_a_fresh_process(code: str, address_space_bytes: int) -> dict[str, Any]:
+    """Run `code` in a new interpreter limited to `address_space_bytes` of memory: how it ended (finished, or
+    the WorkLimitError's message), its wall time (s) and its peak RSS (bytes)."""
+    script = "\n".join([
+        "import json, resource, time",
+        f"resource.setrlimit(resource.RLIMIT_AS, ({address_space_bytes}, {address_space_bytes}))",
+        "from cucm_sim import Scenario, simulate",
+        "from cucm_sim.errors import WorkLimitError",
+        "started = time.perf_counter()",
+        "try:",
+        textwrap.indent(textwrap.dedent(code).strip(), "    "),
+        "    outcome = 'finished'",
+        "except WorkLimitError as error:",
+        "    outcome = str(error)",
+        "print(json.dumps({'outcome': outcome, 'wall_s': time.perf_counter() - started,",
+        "                  'peak_rss_bytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))",
+    ])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+_FLOOD_RUN = """
+    simulate(Scenario.model_validate({
+        "name": "flood", "seed": 1, "duration_s": 1800, "engine": "%s",
+        "throttling": {"system_throttle_sample_size_s": 0},
+        "load": {"background": [{"signals_per_s": 1_000_000}]},
+    }))
+"""
+
+
+@pytest.mark.parametrize("engine", [
+    "batched",
+    pytest.param("signal", marks=pytest.mark.slow),  # about 20 s to queue 10 million signals one by one
+])
+def test_a_flood_stops_in_bounded_memory_and_time(engine: str) -> None:
+    # The whole run, as the CLI makes it, at the real bound, under a 4 GiB address space: before the bound
+    # the backlog grew about 16 MB a simulated second until a MemoryError.
+    result = _in_a_fresh_process(_FLOOD_RUN % engine, 4 * 2**30)
+    limit = MAX_QUEUED_SIGNALS[engine]
+    assert f"past the {engine} engine's limit of {limit:,}" in result["outcome"]
+    assert result["peak_rss_bytes"] < 2 * 2**30
+    assert result["wall_s"] < 60
+
+
+def test_memory_that_runs_out_ends_in_a_work_limit_error() -> None:
+    # The issue's chatty phones, run anyway (--allow-large) on a machine with 2 GiB: the first block asks
+    # numpy for a billion arrival times.
+    result = _in_a_fresh_process("""
+        simulate(Scenario.model_validate({
+            "name": "chatty", "seed": 1, "duration_s": 600,
+            "devices": {"count": 10_000, "chatty": [{"count": 10_000, "events_per_s": 100_000,
+                                                      "start_s": 0, "end_s": 600}]},
+        }))
+    """, 2 * 2**30)
+    outcome = result["outcome"]
+    assert outcome.startswith("scenario 'chatty': the batched engine ran out of memory at 0 s simulated")
+    assert "devices.chatty.0: 10,000 devices x 100,000 events/s" in outcome
