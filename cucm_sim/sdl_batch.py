@@ -694,7 +694,8 @@ def tagged_ends_in_slots(
 
     # When each signal (and each follow-on, with its parent) can be served: the waiting ones at free_s.
     ready_now = sum(backlog)
-    _, lowest_tags = state.queues[LOWEST_QUEUE].peek(backlog[LOWEST_QUEUE])
+    # Past `most` waiting signals the count below stops at once: no need to copy a longer backlog.
+    _, lowest_tags = state.queues[LOWEST_QUEUE].peek(min(backlog[LOWEST_QUEUE], most))
     for tag in lowest_tags[lowest_tags != NO_TAG].tolist():
         if ready_now >= most:
             break
