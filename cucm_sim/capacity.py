@@ -457,7 +457,7 @@ class _Search:
         """Probe every value at once: R runs each, all handed to the back end in one batch."""
         first_index = len(self.probes)
         scenarios = [
-            _probe_scenario(self.data, self.key, value, f"{self.source} (probe {self.key}={_number(value)})")
+            probe_scenario(self.data, self.key, value, f"{self.source} (probe {self.key}={_number(value)})")
             for value in values
         ]
         jobs = [
@@ -581,7 +581,7 @@ def _check_inputs(data: Mapping[str, Any], source: str, key: str, lo: float, hi:
     ends: list[Scenario] = []
     for option, value in (("--lo", lo), ("--hi", hi)):
         try:
-            ends.append(_probe_scenario(data, key, value, f"{source} ({option} {_number(value)})"))
+            ends.append(probe_scenario(data, key, value, f"{source} ({option} {_number(value)})"))
         except ScenarioError as error:
             problems.extend(error.problems)
     if problems:
@@ -610,7 +610,7 @@ def _tolerance(tolerance: float | None, lo: float, hi: float, integer: bool) -> 
     return float(tolerance)
 
 
-def _probe_scenario(data: Mapping[str, Any], key: str, value: float, source: str) -> Scenario:
+def probe_scenario(data: Mapping[str, Any], key: str, value: float, source: str) -> Scenario:
     """The scenario with `key` set to `value` as --set would, validated; ScenarioError naming `source`."""
     try:
         return parse_scenario(apply_overrides(dict(data), [f"{key}={_yaml_number(value)}"]), source)

@@ -30,7 +30,15 @@ from rich.text import Text
 
 from cucm_sim import __version__
 from cucm_sim.backends import open_backend
-from cucm_sim.capacity import CAPACITY_DIRECTORY, CapacityResult, CapacityRunError, Condition, Probe, search
+from cucm_sim.capacity import (
+    CAPACITY_DIRECTORY,
+    CapacityResult,
+    CapacityRunError,
+    Condition,
+    Probe,
+    probe_scenario,
+    search,
+)
 from cucm_sim.check import PASS_RULE, ScenarioCheck, check_scenarios
 from cucm_sim.errors import UserError
 from cucm_sim.files import prepare_directory
@@ -51,6 +59,7 @@ from cucm_sim.sweep import (
     run_sweep,
 )
 from cucm_sim.throttling import ThrottlingParams
+from cucm_sim.workload import check_run
 
 EXIT_CHECK_FAILED = 1
 EXIT_RUNS_FAILED = 1
@@ -155,6 +164,19 @@ class _LazyProgress:
             self._progress.stop()
 
 
+_ALLOW_LARGE_OPTION = click.option(
+    "--allow-large", is_flag=True,
+    help="Run even when the estimated work passes the limits (memory, wall time, runs in a sweep; "
+    "docs/limits.md).",
+)
+
+
+def _check_work(scenario: Scenario, source: str, allow_large: bool) -> None:
+    """Refuse (exit 2) a run whose estimated memory or wall time passes the limits, unless --allow-large."""
+    if not allow_large:
+        _user_errors_exit_2(lambda: check_run(scenario, source))
+
+
 _ENGINE_OPTION = click.option(
     "--engine", type=click.Choice(["batched", "signal"]), default=None,
     help="Simulation engine, overriding the scenario's: batched (default, fast) or signal (the per-signal "
@@ -170,11 +192,12 @@ _ENGINE_OPTION = click.option(
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario field, e.g. --set throttling.code_yellow_entry_latency_ms=50 (repeatable).")
 @_ENGINE_OPTION
+@_ALLOW_LARGE_OPTION
 @click.option("--no-plots", is_flag=True, help="Skip timeline.png (faster).")
 @click.option("--force", is_flag=True, help="Replace the result directory if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result directory.")
 def run(scenario_file: Path, out_dir: Path | None, seed: int | None, overrides: tuple[str, ...],
-        engine: str | None, no_plots: bool, force: bool, quiet: bool) -> None:
+        engine: str | None, allow_large: bool, no_plots: bool, force: bool, quiet: bool) -> None:
     """Run SCENARIO and write its result directory.
 
     Writes summary.json, timeline.csv, alarms.csv, scenario.resolved.yaml, narrative.txt and timeline.png.
@@ -183,6 +206,7 @@ def run(scenario_file: Path, out_dir: Path | None, seed: int | None, overrides: 
     all_overrides = [*overrides, *([f"seed={seed}"] if seed is not None else []),
                      *([f"engine={engine}"] if engine is not None else [])]
     scenario = _user_errors_exit_2(lambda: load_scenario(scenario_file, all_overrides))
+    _check_work(scenario, str(scenario_file), allow_large)
     out_dir = out_dir or Path("results") / _safe_name(scenario.name)
     with _user_errors_exit_2(lambda: prepare_output_dir(out_dir, force)) as prepared:
         result = _simulate_or_exit(scenario)
@@ -300,8 +324,9 @@ def _load_each(files: Iterable[Path], overrides: tuple[str, ...]) -> tuple[list[
 @click.option("--workers", "-j", type=click.IntRange(1, 1024), default=None,
               help="Processes to run on (default: one per CPU). Results do not depend on it.")
 @_ENGINE_OPTION
+@_ALLOW_LARGE_OPTION
 def check(paths: tuple[Path, ...], replications: int, overrides: tuple[str, ...], junit_file: Path | None,
-          workers: int | None, engine: str | None) -> None:
+          workers: int | None, engine: str | None, allow_large: bool) -> None:
     """Run every scenario that has an `expect:` block and judge its bounds.
 
     Exit 0 when every expectation holds, 1 when any fails, 2 on a user error (nothing is run then).
@@ -311,6 +336,8 @@ def check(paths: tuple[Path, ...], replications: int, overrides: tuple[str, ...]
     if problems:
         _fail(problems)
     to_check = [(path, scenario) for path, scenario in scenarios if scenario.expect]
+    for path, scenario in to_check:
+        _check_work(scenario, str(path), allow_large)
     skipped = [path for path, scenario in scenarios if not scenario.expect]
     if not to_check:
         _fail([f"{', '.join(map(str, paths))}: no scenario with an expect: block to check"])
@@ -446,12 +473,13 @@ def _backend_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario field at every point, e.g. --set duration_s=600 (repeatable).")
 @_ENGINE_OPTION
+@_ALLOW_LARGE_OPTION
 @click.option("--no-plots", is_flag=True, help="Skip sweep.png.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the sweep directory.")
 def sweep(scenario_file: Path, grid: tuple[str, ...], replications: int | None, metrics: tuple[str, ...],
           out_dir: Path, workers: int | None, scheduler: str | None, dask_local: int | None, resume: bool,
-          force: bool, seed: int | None, overrides: tuple[str, ...], engine: str | None, no_plots: bool,
-          quiet: bool) -> None:
+          force: bool, seed: int | None, overrides: tuple[str, ...], engine: str | None, allow_large: bool,
+          no_plots: bool, quiet: bool) -> None:
     """Run SCENARIO at every point of a grid, REPLICATIONS times each, and write DIR.
 
     Writes sweep.json (what was asked), runs.csv (one row per run, appended as each finishes), points.csv
@@ -463,7 +491,8 @@ def sweep(scenario_file: Path, grid: tuple[str, ...], replications: int | None, 
     all_overrides = [*overrides, *([f"seed={seed}"] if seed is not None else []),
                      *([f"engine={engine}"] if engine is not None else [])]
     design = _user_errors_exit_2(lambda: load_sweep(scenario_file, overrides=all_overrides, grid=grid,
-                                                    replications=replications, metrics=metrics))
+                                                    replications=replications, metrics=metrics,
+                                                    allow_large=allow_large))
     _user_errors_exit_2(lambda: check_out_dir(out_dir, resume=resume, force=force))
     progress = _SweepProgress(design.scenario.name)
     try:
@@ -542,13 +571,14 @@ class _CapacityProgress(_RunsBar):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario field at every probe, e.g. --set duration_s=600 (repeatable).")
 @_ENGINE_OPTION
+@_ALLOW_LARGE_OPTION
 @click.option("--no-plots", is_flag=True, help="Skip capacity.png.")
 @click.option("--force", is_flag=True, help="Replace the result directory if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result directory.")
 def capacity(scenario_file: Path, key: str, lo: float, hi: float, condition: str, replications: int,
              tolerance: float | None, out_dir: Path | None, workers: int | None, scheduler: str | None,
              dask_local: int | None, seed: int | None, overrides: tuple[str, ...], engine: str | None,
-             no_plots: bool, force: bool, quiet: bool) -> None:
+             allow_large: bool, no_plots: bool, force: bool, quiet: bool) -> None:
     """Find the highest value of a scenario KEY that keeps a CONDITION false, by bisection.
 
     Probes lo and hi, then splits the bracket [highest safe value, lowest tripped value] until it is no wider
@@ -562,6 +592,12 @@ def capacity(scenario_file: Path, key: str, lo: float, hi: float, condition: str
     raw = _user_errors_exit_2(lambda: read_yaml(scenario_file))
     scenario = _user_errors_exit_2(lambda: parse_scenario(raw, str(scenario_file), all_overrides))  # all checked
     data = apply_overrides(raw, all_overrides)  # what each probe changes, as --set would (valid: parsed above)
+    for end in (lo, hi):  # the work of a probe grows with the load: the ends of the range bound it
+        try:
+            probe = probe_scenario(data, key, end, str(scenario_file))
+        except UserError:
+            continue  # an end the key cannot take: the search itself says so, with the allowed range
+        _check_work(probe, f"{scenario_file} (--vary {key} at {end:g})", allow_large)
     out_dir = out_dir or Path("results") / f"{_safe_name(scenario.name)}-capacity"
     with _user_errors_exit_2(lambda: prepare_directory(out_dir, CAPACITY_DIRECTORY, force=force)) as prepared:
         result = _search_or_exit(data, key, lo, hi, condition, replications, tolerance, scenario_file, scenario.name,

@@ -36,6 +36,7 @@ from cucm_sim.schema import (
     SweepSpec,
 )
 from cucm_sim.seeds import derive_seed
+from cucm_sim.workload import check_run, check_sweep
 
 MAX_POINTS: Final = 100_000
 """The most grid points a sweep may have (every one is validated up front)."""
@@ -211,19 +212,23 @@ def _message(error: ValidationError) -> str:
 
 # ------------------------------------------------------------------ the whole design
 def load_sweep(path: Path, *, overrides: Sequence[str] = (), grid: Sequence[str] = (),
-               replications: int | None = None, metrics: Sequence[str] = ()) -> SweepDesign:
+               replications: int | None = None, metrics: Sequence[str] = (), allow_large: bool = False
+               ) -> SweepDesign:
     """Read the scenario at `path` and design its sweep (see `design_sweep`)."""
     return design_sweep(read_yaml(path), str(path), overrides=overrides, grid=grid, replications=replications,
-                        metrics=metrics)
+                        metrics=metrics, allow_large=allow_large)
 
 
 def design_sweep(data: Any, source: str, *, overrides: Sequence[str] = (), grid: Sequence[str] = (),
-                 replications: int | None = None, metrics: Sequence[str] = ()) -> SweepDesign:
+                 replications: int | None = None, metrics: Sequence[str] = (), allow_large: bool = False
+                 ) -> SweepDesign:
     """Validate a sweep of the scenario `data` (parsed YAML; `source` names it in messages).
 
     `grid` (--grid options), when given, replaces the `sweep:` block's grid; `replications` and `metrics`,
     when given, replace the block's (defaults: 3 and DEFAULT_SWEEP_METRICS).  Every point is validated; a
-    UserError lists every problem (each distinct one once, with the first point that has it).
+    UserError lists every problem (each distinct one once, with the first point that has it).  Unless
+    `allow_large`, a sweep of more runs than `workload.MAX_SWEEP_RUNS`, or with a point whose run passes
+    `workload.check_run`'s limits, is a WorkLimitError.
     """
     base = parse_scenario(data, source, overrides)  # the scenario and its sweep: block, --set applied
     spec = base.sweep
@@ -237,10 +242,15 @@ def design_sweep(data: Any, source: str, *, overrides: Sequence[str] = (), grid:
     count = math.prod(len(axis.values) for axis in axes)
     if count > MAX_POINTS:
         raise UserError([f"{source}: the grid has {count:,} points; a sweep has at most {MAX_POINTS:,}"])
+    chosen_replications = replications if replications is not None else spec.replications if spec else 3
+    if not allow_large:  # before the points are made: that alone takes memory and time in proportion
+        check_sweep(count, chosen_replications, source)
     plain = {name: value for name, value in apply_overrides(data, overrides).items() if name != "sweep"}
     points = _points(plain, source, axes)
-    return SweepDesign(source, base.model_copy(update={"sweep": None}), axes, points,
-                       replications if replications is not None else spec.replications if spec else 3,
+    if not allow_large:
+        for point in points:
+            check_run(point.scenario, f"{source}, grid point {point.index}")
+    return SweepDesign(source, base.model_copy(update={"sweep": None}), axes, points, chosen_replications,
                        chosen_metrics)
 
 
