@@ -40,11 +40,19 @@ from cucm_sim.capacity import (
     search,
 )
 from cucm_sim.check import PASS_RULE, ScenarioCheck, check_scenarios
-from cucm_sim.errors import UserError
+from cucm_sim.errors import UserError, bounded
 from cucm_sim.files import prepare_directory
 from cucm_sim.grid import SweepDesign, load_sweep
 from cucm_sim.junit import check_junit_path, write_junit
-from cucm_sim.loader import apply_overrides, load_scenario, parse_scenario, read_yaml, scenario_files, unit_of
+from cucm_sim.loader import (
+    apply_overrides,
+    load_scenario,
+    parse_scenario,
+    read_yaml,
+    scenario_files,
+    scenario_warnings,
+    unit_of,
+)
 from cucm_sim.metrics import METRICS
 from cucm_sim.narrative import narrate, narrative_text
 from cucm_sim.output import prepare_output_dir, read_run, write_results
@@ -79,6 +87,13 @@ def _fail(problems: list[str]) -> NoReturn:
     for problem in problems:  # user text: never interpreted as rich markup
         stderr.print(Text.assemble(("error:", "bold red"), " ", problem), highlight=False, soft_wrap=True)
     sys.exit(EXIT_USER_ERROR)
+
+
+def _warn(scenario: Scenario, source: str) -> None:
+    """Print on stderr what in `scenario` can have no effect (it starts after the run's end)."""
+    for warning in scenario_warnings(scenario, source):
+        stderr.print(Text.assemble(("warning:", "bold yellow"), " ", bounded(warning)), highlight=False,
+                     soft_wrap=True)
 
 
 def _user_errors_exit_2(action: Callable[[], T]) -> T:
@@ -206,6 +221,7 @@ def run(scenario_file: Path, out_dir: Path | None, seed: int | None, overrides: 
     all_overrides = [*overrides, *([f"seed={seed}"] if seed is not None else []),
                      *([f"engine={engine}"] if engine is not None else [])]
     scenario = _user_errors_exit_2(lambda: load_scenario(scenario_file, all_overrides))
+    _warn(scenario, str(scenario_file))
     _check_work(scenario, str(scenario_file), allow_large)
     out_dir = out_dir or Path("results") / _safe_name(scenario.name)
     with _user_errors_exit_2(lambda: prepare_output_dir(out_dir, force)) as prepared:
@@ -310,6 +326,8 @@ def _load_each(files: Iterable[Path], overrides: tuple[str, ...]) -> tuple[list[
             loaded.append((path, load_scenario(path, overrides)))
         except UserError as error:
             problems.extend(error.problems)
+        else:
+            _warn(loaded[-1][1], str(path))
     return loaded, problems
 
 
@@ -493,6 +511,7 @@ def sweep(scenario_file: Path, grid: tuple[str, ...], replications: int | None, 
     design = _user_errors_exit_2(lambda: load_sweep(scenario_file, overrides=all_overrides, grid=grid,
                                                     replications=replications, metrics=metrics,
                                                     allow_large=allow_large))
+    _warn(design.scenario, str(scenario_file))
     _user_errors_exit_2(lambda: check_out_dir(out_dir, resume=resume, force=force))
     progress = _SweepProgress(design.scenario.name)
     try:
@@ -591,6 +610,7 @@ def capacity(scenario_file: Path, key: str, lo: float, hi: float, condition: str
                      *([f"engine={engine}"] if engine is not None else [])]
     raw = _user_errors_exit_2(lambda: read_yaml(scenario_file))
     scenario = _user_errors_exit_2(lambda: parse_scenario(raw, str(scenario_file), all_overrides))  # all checked
+    _warn(scenario, str(scenario_file))
     data = apply_overrides(raw, all_overrides)  # what each probe changes, as --set would (valid: parsed above)
     for end in (lo, hi):  # the work of a probe grows with the load: the ends of the range bound it
         try:

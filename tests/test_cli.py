@@ -699,3 +699,17 @@ def test_python_dash_m_cli_runs_the_command() -> None:
 
     assert done.returncode == 0
     assert "Usage:" in done.stdout
+
+
+def test_something_after_the_runs_end_is_warned_about(tmp_path: Path) -> None:
+    scenario = tmp_path / "late.yaml"
+    scenario.write_text(yaml.safe_dump({
+        "name": "late", "seed": 1, "duration_s": 30,
+        "disturbances": [{"kind": "cpu_slowdown", "start_s": 40, "end_s": 50, "capacity_factor": 0.5}],
+    }), encoding="utf-8")
+
+    for args in (("validate", scenario), ("run", scenario, "--out", tmp_path / "r", "--no-plots")):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        assert f"warning: {scenario}: disturbances.0: starts at start_s 40" in result.stderr
+        assert "no effect" in result.stderr
