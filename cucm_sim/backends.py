@@ -7,21 +7,22 @@ with the error, never an exception, so a caller can record it and go on.  Result
 backend or the number of workers: every seed is fixed in the job before it is handed over.
 
 - `InProcess` runs the jobs here, one after another, in order (one worker, no pool).
-- `LocalPool` runs them on a `ProcessPoolExecutor` of spawned processes (default: one per CPU).
+- `LocalPool` runs them on a `ProcessPoolExecutor` of spawned processes (default: one per CPU), which end
+  when this process does, however it ends (`processes.process_pool`).
 - `Dask` sends them to a Dask scheduler (`--scheduler tcp://HOST:PORT`) or to a `LocalCluster` it starts on
   the loopback interface (`--dask-local N`).  Dask is an optional extra: it is imported only here, and only
   when a Dask backend is asked for.
 
 Closing the generator `run` returns (the consumer stopped, an exception, Ctrl-C) cancels the work not yet
-started.  `open_backend` turns the command line's choice into a backend; every mistake a user can make there
-is a `UserError` with one line.
+started; leaving a backend's `with` block by an exception also stops the runs in progress.  `open_backend`
+turns the command line's choice into a backend; every mistake a user can make there is a `UserError` with
+one line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -36,6 +37,7 @@ from typing import Any, Final, Self
 from urllib.parse import urlsplit
 
 from cucm_sim.errors import UserError
+from cucm_sim.processes import process_pool, stop_pool
 from cucm_sim.runner import simulate
 from cucm_sim.schema import Scenario
 
@@ -105,15 +107,17 @@ class Backend(ABC):
         failed run or a dead worker (that is an Outcome with an error); closing the generator early cancels
         the jobs not yet started."""
 
-    def close(self) -> None:  # noqa: B027 (deliberately empty: a backend without resources has nothing to free)
-        """Free the backend's processes or connections (idempotent)."""
+    def close(self, *, at_once: bool = False) -> None:  # noqa: B027 (deliberately empty: nothing to free here)
+        """Free the backend's processes or connections (idempotent).  `at_once`: do not wait for runs in
+        progress (after an interrupt or an error nobody will read their results)."""
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self.close()
+        # Left by an exception (Ctrl-C, SIGTERM, a failed write): the runs still going are of no use.
+        self.close(at_once=error is not None)
 
 
 class InProcess(Backend):
@@ -163,9 +167,7 @@ class LocalPool(Backend):
     def _submit(self, run: RunFunction, job: Job) -> tuple[Future[Outcome], ProcessPoolExecutor]:
         for _ in range(2):
             if self._pool is None:
-                # spawn, not fork: the caller may have threads (a progress bar), and fork would copy their locks.
-                context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+                self._pool = process_pool(self.workers)  # spawned workers that end with this process
             try:
                 return self._pool.submit(run, job), self._pool
             except BrokenProcessPool:  # a worker died and no outcome has told us yet: start a fresh pool
@@ -191,11 +193,12 @@ class LocalPool(Backend):
             pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    def close(self) -> None:
-        """Stop the processes: jobs not started are cancelled, runs in progress are waited for."""
+    def close(self, *, at_once: bool = False) -> None:
+        """Stop the processes: jobs not started are cancelled; runs in progress are waited for, or, `at_once`,
+        their workers are terminated (see `processes.stop_pool`)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            stop_pool(pool, at_once=at_once)
 
 
 class Dask(Backend):
@@ -279,8 +282,9 @@ class Dask(Backend):
             if pending:
                 client.cancel(list(pending))
 
-    def close(self) -> None:
-        """Close the client and, if this backend started one, its LocalCluster."""
+    def close(self, *, at_once: bool = False) -> None:
+        """Close the client and, if this backend started one, its LocalCluster (which ends its workers,
+        runs in progress or not, so `at_once` changes nothing here)."""
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -13,14 +13,14 @@ beside it.  Returns objects; the CLI, the JUnit writer and the pytest plugin pre
 from __future__ import annotations
 
 import math
-import multiprocessing
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from typing import Any, Final
 
 from cucm_sim.metrics import HISTOGRAM_QUANTILES, lookup
+from cucm_sim.processes import process_pool, stop_pool
 from cucm_sim.runner import simulate
 from cucm_sim.schema import Bound, Scenario
 from cucm_sim.seeds import replication_seeds
@@ -232,22 +232,21 @@ def _shifted(progress: Progress, done_before_s: float, total_s: float) -> Callab
 
 def _run_in_pool(jobs: list[Scenario], total_s: float, workers: int,
                  progress: Progress | None) -> list[Mapping[str, Any]]:
-    # spawn, not fork: the caller may have threads (a progress bar), and fork would copy their locks.
-    context = multiprocessing.get_context("spawn")
     summaries: list[Mapping[str, Any] | None] = [None] * len(jobs)
     done_s = 0.0
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+    pool = process_pool(min(workers, len(jobs)))  # spawned workers that end with this process
+    try:
         futures = {pool.submit(_summary_of, job): index for index, job in enumerate(jobs)}
-        try:
-            for future in as_completed(futures):
-                index = futures[future]
-                summaries[index] = future.result()
-                done_s += jobs[index].duration_s
-                if progress is not None:
-                    progress(done_s, total_s)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        for future in as_completed(futures):
+            index = futures[future]
+            summaries[index] = future.result()
+            done_s += jobs[index].duration_s
+            if progress is not None:
+                progress(done_s, total_s)
+    except BaseException:
+        stop_pool(pool, at_once=True)  # Ctrl-C, SIGTERM or a failed run: the other runs are of no use
+        raise
+    stop_pool(pool)
     return [summary for summary in summaries if summary is not None]
 
 
