@@ -179,6 +179,20 @@ class _ScenarioConstructor(SafeConstructor):
                                    "write the number itself, or quote it if it is text", node.start_mark)
         return super().construct_yaml_float(node)
 
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        # PyYAML's own constructors raise ValueError, AttributeError and the like for a bad value under an
+        # explicit tag (!!int abc, !!timestamp abc, !!float 1:x): a problem in the file, located at its node.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, MemoryError, RecursionError):
+            raise
+        except Exception as error:
+            tag = str(node.tag).removeprefix("tag:yaml.org,2002:")
+            what = _show(node.value) if isinstance(node, ScalarNode) else f"a {getattr(node, 'id', 'value')}"
+            why = f" ({_short_text(str(error))})" if isinstance(error, ValueError) and str(error) else ""
+            raise ConstructorError(None, None, f"{what} is not a valid !!{_short_text(tag)}{why}",
+                                   node.start_mark) from None
+
     def flatten_mapping(self, node: MappingNode) -> None:
         # Remember how many pairs the mapping itself writes: flattening puts the merged ones (<<: *anchor) first.
         self._own_pairs.setdefault(id(node), sum(1 for key, _ in node.value if key.tag != _MERGE_TAG))
@@ -615,6 +629,8 @@ def _describe(item: Any) -> tuple[tuple[Any, ...], str]:
     if kind in _TYPE_EXPECTED and not (kind == "bool_parsing" and allowed):
         expected = _TYPE_EXPECTED[kind]
         rest = f"; allowed: {allowed}" if allowed and allowed != expected else ""
+        if raw is None:
+            return loc, f"{at}no value (null); expected {expected}{rest}"
         return loc, f"{at}{value} is {_a_type(raw)}, not {expected}{_hint(raw, expected)}{rest}"
     if isinstance(raw, dict) and kind == "value_error":
         return loc, f"{path or '(top level)'}: {message}"

@@ -1183,3 +1183,19 @@ def test_both_yaml_parsers_refuse_the_same_way(tmp_path: Path, each_yaml_parser:
 
     assert problem.startswith(f"{scenario_file}{starts}"), problem
     assert says in problem, problem
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("!!int abc", "'abc' is not a valid !!int"), ("!!timestamp abc", "'abc' is not a valid !!timestamp"),
+     ("!!timestamp 2024-13-45", "month must be in 1..12"), ("!!bool maybe", "'maybe' is not a valid !!bool"),
+     ("!!int", "'' is not a valid !!int")],
+)
+def test_a_bad_value_under_an_explicit_tag_is_located(tmp_path: Path, value: str, says: str) -> None:
+    # PyYAML's constructors raise ValueError / AttributeError / IndexError for these: they escaped as tracebacks.
+    scenario_file = write_text(tmp_path, f"name: x\nduration_s: 60\ndescription: {value}\n")
+
+    (problem,) = problems_loading(scenario_file)
+
+    assert problem.startswith(f"{scenario_file}:3:14: ")
+    assert says in problem
