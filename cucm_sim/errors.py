@@ -15,7 +15,7 @@ from typing import Final
 
 MAX_PROBLEMS: Final = 20
 """Problem lines a UserError keeps; the rest are counted in one closing line."""
-MAX_PROBLEM_CHARS: Final = 500
+MAX_PROBLEM_CHARS: Final = 2000
 """Characters one problem line keeps; a longer one is cut and ends in '...'."""
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
