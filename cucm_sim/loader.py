@@ -687,7 +687,8 @@ def _exists(data: Any, keys: tuple[str, ...]) -> bool:
 def _dotted(loc: tuple[Any, ...]) -> str:
     # Drop the discriminator tags pydantic inserts into the location of a tagged union's member
     # (never the last part: that is the key the problem is about).
-    return ".".join(str(part) for index, part in enumerate(loc) if not _is_tag_at(loc, index))
+    # A key from the file may be long: each is cut to a message's size (never the whole of a 1 MB key).
+    return ".".join(_short_text(str(part)) for index, part in enumerate(loc) if not _is_tag_at(loc, index))
 
 
 def _is_tag_at(loc: tuple[Any, ...], index: int) -> bool:

@@ -1209,3 +1209,13 @@ def test_too_many_expectations_are_refused_before_each_is_checked(tmp_path: Path
     (problem,) = problems_loading(scenario_file)
 
     assert problem.startswith(f"{scenario_file}:3: expect: a mapping of at most 1000 entries is allowed, not 5,000")
+
+
+def test_a_huge_unknown_key_is_shown_cut(tmp_path: Path) -> None:
+    scenario_file = write_text(tmp_path, f"name: x\nduration_s: 60\n? {'k' * 1_000_000}\n: 1\n")  # an explicit key
+
+    (problem,) = problems_loading(scenario_file)
+
+    assert problem.startswith(f"{scenario_file}:3: kkk")
+    assert "...kkk" in problem
+    assert len(problem) < 500
