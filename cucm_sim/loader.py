@@ -784,7 +784,7 @@ def _collect_tags() -> set[str]:
 _TAGS = _collect_tags()
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)  # the same few paths are asked for again and again; keys from files vary
 def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], FieldInfo | None]:
     """The possible types at `loc` in the Scenario schema, and the field that declares it."""
     candidates: list[Any] = [Scenario]

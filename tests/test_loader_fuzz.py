@@ -10,7 +10,6 @@ The pathological inputs of the issue (an alias bomb, 500 nested lists, a 5,000-d
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import time
@@ -230,8 +229,12 @@ def test_arbitrary_set_strings_are_a_clear_answer(tmp: Path, overrides: list[str
 
 
 # ------------------------------------------------------------------ the issue's inputs, in real processes
-def _limit_memory() -> None:  # pragma: no cover - runs in the child
-    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+MEMORY_LIMIT_BYTES = 1 << 30
+IN_A_GIB = (  # the child limits its own address space before it imports anything (no preexec_fn, no fork hook)
+    "import resource, runpy, sys; "
+    f"resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_LIMIT_BYTES}, {MEMORY_LIMIT_BYTES})); "
+    "sys.argv = ['cucm-sim', *sys.argv[1:]]; runpy.run_module('cucm_sim.cli', run_name='__main__')"
+)
 
 
 def _alias_bomb() -> str:
@@ -267,8 +270,8 @@ def test_the_issues_inputs_end_in_one_bounded_line_in_a_real_process(tmp_path: P
             scenario.write_text(text, encoding="utf-8")
 
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "cucm_sim.cli", "validate", str(scenario)], capture_output=True,
-                          text=True, timeout=60, check=False, preexec_fn=_limit_memory)
+    done = subprocess.run([sys.executable, "-c", IN_A_GIB, "validate", str(scenario)], capture_output=True,
+                          text=True, timeout=60, check=False)
     elapsed_s = time.perf_counter() - started
 
     assert done.returncode == 2, done.stdout + done.stderr
