@@ -3,7 +3,8 @@
 Contract under test: whatever the YAML (generated text, generated data dumped to YAML with anchors and
 aliases, deep nesting, huge integers, odd scalars, bytes that are not UTF-8) and whatever the `--set`
 strings, `cucm-sim validate FILE [--set X]` ends in exit 0 or 2, prints at most 21 bounded lines on stderr
-(each at most 500 characters after 'error: '), never a traceback, and each example finishes within seconds.
+(each at most errors.MAX_PROBLEM_CHARS after 'error: '), never a traceback, and each example finishes within
+seconds.
 The pathological inputs of the issue (an alias bomb, 500 nested lists, a 5,000-digit integer, /dev/zero, a
 50 MB file) are also run in real processes under a 1 GiB address-space limit.
 """
