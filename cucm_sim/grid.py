@@ -113,7 +113,7 @@ class SweepDesign:
 def yaml_scalar(value: GridScalar) -> str:
     """`value` as YAML text that reads back as the same value and type ('20' stays a string, 0.1 a float)."""
     text = yaml.dump(value, Dumper=ScenarioDumper, default_flow_style=True, allow_unicode=True, width=YAML_LINE_WIDTH)
-    return text.removesuffix("\n").removesuffix("\n...").strip()
+    return text.removesuffix("\n").removesuffix("\n...").strip(" \n")
 
 
 def format_grid_value(value: GridScalar) -> str:

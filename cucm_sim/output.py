@@ -24,7 +24,7 @@ import yaml
 from cucm_sim.alarms import ALARM_COLUMNS, Alarm
 from cucm_sim.errors import UserError
 from cucm_sim.files import DirectoryKind, PreparedDirectory, check_directory_target, prepare_directory
-from cucm_sim.loader import parse_scenario, parse_yaml_text
+from cucm_sim.loader import ScenarioDumper, parse_scenario, parse_yaml_text
 from cucm_sim.metrics import METRICS, lookup
 from cucm_sim.narrative import narrate, narrative_text
 from cucm_sim.runner import RunResult
@@ -144,7 +144,9 @@ def resolved_yaml(scenario: Scenario) -> str:
         f"# Resolved scenario {scenario.name!r}: every default filled in, seed made concrete.\n"
         "# Running this file again reproduces the same summary (wall time aside).\n"
     )
-    return header + yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    # ScenarioDumper quotes a string the loader would read back as a number ('1e3': a float to YAML 1.2)
+    return header + yaml.dump(scenario.model_dump(mode="json"), Dumper=ScenarioDumper, sort_keys=False,
+                              allow_unicode=True)
 
 
 # ------------------------------------------------------------------ the story, and reading a run back

@@ -339,7 +339,7 @@ def test_the_background_rate_of_a_source_can_be_varied() -> None:
     ("load.calls_pr_s", 1, 50, ["load.calls_pr_s", "unknown key"]),
     ("load.background.3.signals_per_s", 1, 50, ["--vary load.background.3.signals_per_s", "not an index of a list"]),
     ("load.background.0.signals_per_s", 0, 2e6, ["(--hi 2000000)", "load.background.0.signals_per_s", "1000000"]),
-    ("devices.registered_at_start", 0, 1, ["--vary devices.registered_at_start", "not a number"]),
+    ("devices.registered_at_start", 0, 1, ["(--lo 0)", "devices.registered_at_start", "0 is a number, not true or false"]),
     ("throttling.sample_rule", 0, 1, ["throttling.sample_rule", "allowed"]),
     ("devices.count", 0.5, 10, ["devices.count", "(--lo 0.5)"]),
     ("seed", 1, 10, ["--vary 'seed': not a key to search over"]),

@@ -178,7 +178,7 @@ def test_plugin_passes_and_fails_with_a_readable_message(tmp_path: Path, workers
     assert "scenario 'good' (" in run.stdout and "expected calls_attempted <= 3" in run.stdout
     assert re.search(r"FAIL: \d+ above max \(\+\d+ %\), 2 of 2 replications", run.stdout)
     assert "a bound passes only if every replication meets it" in run.stdout
-    assert "broken.yaml: duration_s: -5 is not allowed" in run.stdout
+    assert "broken.yaml:2: duration_s: -5 is not allowed" in run.stdout
     assert "Traceback" not in run.stdout
 
 

@@ -142,7 +142,7 @@ def test_set_reaches_metric_names_with_dots() -> None:
     assert scenario.expect == {"dial_tone_delay_ms.p95": Bound(max=50), "code_red_entries": Bound(equals=0),
                                "signal_wait_ms.p99": Bound(max=3)}
     (problem,) = _problems({}, ("expect.no_such.metric.max=1",))
-    assert problem.startswith("s.yaml: expect.no_such.metric: unknown metric")
+    assert problem.startswith("--set expect.no_such.metric.max=1: expect.no_such.metric: unknown metric")
 
 
 # ------------------------------------------------------------------ seeds
