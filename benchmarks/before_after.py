@@ -3,8 +3,8 @@
     python benchmarks/before_after.py COMMIT [--repeats 5]
 
 checks COMMIT out into a temporary git worktree (the "before"), takes the working tree as the "after",
-and runs R1 (the busy hour) and R2 (the starvation) on the batched engine for each, alternating before and
-after in every repeat, each run in a freshly spawned process (`run.run_in_fresh_process`), so that the
+and runs R1 (the busy hour) and R2 (the starvation) on the batched engine for each, alternating which goes
+first from one repeat to the next, each run in a freshly spawned process (`run.run_in_fresh_process`), so that the
 machine's noise falls on both alike.  Prints, per run, the median wall and CPU seconds before and after and
 their ratio (after / before: above 1 is slower), with the min..max, and whether the two versions processed
 the same number of signals.  A measurement, never a test.
@@ -51,7 +51,8 @@ def measure_both(before: Path, repeats: int, seed: int) -> None:
     signals: dict[tuple[str, str], set[int]] = defaultdict(set)
     for repeat in range(repeats):
         for scenario, slowdown in (("R1", None), ("R2", R2_SLOWDOWN)):
-            for version, parent in versions.items():
+            order = list(versions.items())
+            for version, parent in order if repeat % 2 == 0 else reversed(order):  # who goes first alternates
                 spec = RunSpec(scenario, "batched", "headline", R1_S, repeat, seed, slowdown,
                                package_parent_dir=parent)
                 measured = run_in_fresh_process(spec)
