@@ -49,7 +49,6 @@ from cucm_sim.alarms import (
     Alarm,
 )
 from cucm_sim.batch_sources import CallAttemptTimes, KeepaliveTimes, PoissonTimes
-from cucm_sim.errors import WorkLimitError
 from cucm_sim.profiles import CallRateProfile, capacity_breakpoints, capacity_factor_at
 from cucm_sim.sccp import SCCP_WINDOW_S
 from cucm_sim.schema import PRIORITIES, Priority, Scenario, SignalBurst
@@ -72,7 +71,7 @@ from cucm_sim.sdl_batch import (
 from cucm_sim.second_end import BacklogLimit, Readings, SecondEnds, expected_delay_ms
 from cucm_sim.stats import LogHistogram
 from cucm_sim.throttling import ThrottleState, ThrottleStateMachine
-from cucm_sim.workload import BATCHED_COSTS, MAX_QUEUED_SIGNALS, batched_block_seconds, out_of_memory
+from cucm_sim.workload import BATCHED_COSTS, MAX_QUEUED_SIGNALS, batched_block_seconds
 
 HIGH, NORMAL, LOW, LOWEST = range(4)
 PRIORITY_INDEX: dict[Priority, int] = {name: index for index, name in enumerate(PRIORITIES)}
@@ -336,17 +335,12 @@ class BatchedNodeModel:
     def run(self, until_s: float) -> None:
         """Advance the simulation to `until_s` (s); at or past the duration, run to the last sample.
 
-        A backlog past MAX_QUEUED_SIGNALS, or no memory left, ends the run with a WorkLimitError.
+        A backlog past MAX_QUEUED_SIGNALS raises a WorkLimitError (as SimPy re-raises it: see `runner`).
         """
-        try:
-            if until_s < self.duration_s:
-                self.env.run(until=until_s)
-            elif self._clock.is_alive:
-                self.env.run(until=self._clock)
-        except WorkLimitError as copy:  # SimPy re-raises a copy made from the args: the original keeps its lines
-            raise copy.__cause__ if isinstance(copy.__cause__, WorkLimitError) else copy from None
-        except MemoryError as error:
-            raise out_of_memory(self.scenario, self.env.now, error) from error
+        if until_s < self.duration_s:
+            self.env.run(until=until_s)
+        elif self._clock.is_alive:
+            self.env.run(until=self._clock)
 
     # ---------------------------------------------------------------- set-up
     @staticmethod

@@ -132,11 +132,9 @@ def _remove_stale_claim(out_dir: Path) -> bool:
     except OSError:
         return False
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _lock_at_once(lock):
             raise OutputExistsError([f"{out_dir}: already exists: another cucm-sim is writing its result there "
-                                     "right now; wait for it or choose another --out"]) from None
+                                     "right now; wait for it or choose another --out"])
         os.unlink(out_dir / LOCK_NAME)
         out_dir.rmdir()
     except OSError:
@@ -161,8 +159,8 @@ def prepare_directory(out_dir: Path, kind: DirectoryKind, *, force: bool) -> Pre
     prepared = PreparedDirectory(out_dir, kind, force, created)
     try:
         remove_stale_staging(parent)
-        if not os.path.lexists(out_dir):
-            prepared.claim()
+        if not force or not os.path.lexists(out_dir):
+            prepared.claim()  # without --force always: DIR may have appeared since it was checked
         prepared.stage()
     except BaseException:
         prepared.abandon()
@@ -244,10 +242,12 @@ class PreparedDirectory:
             "nothing was written"
 
     def _move_into_place(self) -> None:
-        if self._claimed or not os.path.lexists(self.out_dir):
+        if self._claimed or (self.force and not os.path.lexists(self.out_dir)):
             self.staging.rename(self.out_dir)  # over the empty claim (rename replaces an empty directory)
             self._claimed = False
             return
+        if not self.force:
+            raise OutputExistsError([f"{self.out_dir}: already exists; choose another --out or pass --force"])
         refuse_unreplaceable(self.out_dir, self.kind)  # again: it may have changed while the work ran
         trash = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, suffix=TRASH_SUFFIX, dir=self.staging.parent))
         old = trash / "old"
@@ -289,6 +289,15 @@ class PreparedDirectory:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.abandon()
+
+
+def _lock_at_once(descriptor: int) -> bool:
+    """Take an exclusive flock on `descriptor` if nobody holds one (True), without waiting (False)."""
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _locked_file(path: Path, problem: str) -> int:
@@ -339,9 +348,9 @@ def remove_stale_staging(folder: Path) -> list[Path]:
         except OSError:
             continue  # no lock file: being moved into place right now, or not ours to judge
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its writer lives
-            shutil.rmtree(entry.path)
-            removed.append(Path(entry.path))
+            if _lock_at_once(lock):  # not while its writer lives
+                shutil.rmtree(entry.path)
+                removed.append(Path(entry.path))
         except OSError:
             continue
         finally:
@@ -413,11 +422,9 @@ def lock_directory(folder: Path, what: str) -> Iterator[None]:
     except OSError as error:
         raise UserError([f"{folder}: cannot open the directory ({reason(error)})"]) from None
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _lock_at_once(descriptor):
             raise UserError([f"{folder}: another cucm-sim is writing {what} there right now; wait for it to "
-                             "finish, or choose another --out"]) from None
+                             "finish, or choose another --out"])
         yield
     finally:
         os.close(descriptor)

@@ -3,7 +3,8 @@
 The lifecycle (after desmod): the seed is made concrete first, so the result's scenario reproduces the
 run; the model runs in chunks so a caller can show progress; the result carries the resolved scenario,
 the summary (the same dict summary.json holds), the per-second timeline, the alarms and the wall time.
-Writes nothing: `output` writes files.
+A run that outgrows its limits (the backlog bound, or memory) ends in a `WorkLimitError`, never a
+MemoryError.  Writes nothing: `output` writes files.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import numpy as np
 
 from cucm_sim.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
 from cucm_sim.batched_model import BatchedNodeModel
+from cucm_sim.errors import WorkLimitError
 from cucm_sim.metrics import derived_metrics
 from cucm_sim.model import NodeModel
 from cucm_sim.schema import PRIORITIES, Scenario
 from cucm_sim.throttling import ThrottleState
+from cucm_sim.workload import out_of_memory
 
 ProgressCallback = Callable[[float, float], None]
 """Called as the run advances with (simulated seconds done, simulated seconds in all)."""
@@ -51,14 +54,19 @@ def simulate(scenario: Scenario, progress: ProgressCallback | None = None) -> Ru
     assert scenario.seed is not None
     started = time.perf_counter()
     engine = BatchedNodeModel if scenario.engine == "batched" else NodeModel
-    model: NodeModel | BatchedNodeModel = engine(scenario, scenario.seed)
     step_s = max(1.0, scenario.duration_s / PROGRESS_STEPS)
     done_s = 0.0
-    while done_s < scenario.duration_s:
-        done_s = min(done_s + step_s, float(scenario.duration_s))
-        model.run(done_s)
-        if progress is not None:
-            progress(done_s, float(scenario.duration_s))
+    model: NodeModel | BatchedNodeModel = engine(scenario, scenario.seed)
+    try:
+        while done_s < scenario.duration_s:
+            done_s = min(done_s + step_s, float(scenario.duration_s))
+            model.run(done_s)
+            if progress is not None:
+                progress(done_s, float(scenario.duration_s))
+    except WorkLimitError as copy:  # SimPy re-raises a copy made from the args: the original keeps its lines
+        raise copy.__cause__ if isinstance(copy.__cause__, WorkLimitError) else copy from None
+    except MemoryError as error:  # never a traceback: the run ends with what it was doing and its estimate
+        raise out_of_memory(scenario, model.env.now, error) from error
     wall_s = time.perf_counter() - started
     timeline = {"state": model.states, **model.timeline}
     alarms = tuple(model.alarms)

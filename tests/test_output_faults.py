@@ -182,6 +182,22 @@ def test_racing_runs_exactly_one_wins(tiny: Path, tmp_path: Path) -> None:
         assert leftovers(tmp_path) == []
 
 
+def test_a_directory_that_appears_after_the_check_is_not_replaced(
+        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The losing side of a race: its check ran before the winner's result appeared.
+    out = tmp_path / "r"
+    assert invoke("run", tiny, "--out", out, "--no-plots").exit_code == 0
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    monkeypatch.setattr("cucm_sim.files.check_directory_target", lambda *_args, **_kwargs: None)
+
+    result = invoke("run", tiny, "--out", out, "--no-plots", "--seed", "3")
+
+    assert result.exit_code == 2
+    one_error_line(result, "already exists")
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+    assert leftovers(tmp_path) == []
+
+
 # ------------------------------------------------------------------ signals
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupted_run_exits_130_and_leaves_nothing(
