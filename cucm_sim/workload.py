@@ -18,14 +18,18 @@ times max(signals_per_call, rejection_signals_per_call), and registration storms
 per restart the overload can cause, see below; one re-registration per SCCP closure).  The signals are the
 sum over segments: an upper-ish count, as if every call were accepted and every device registered.  A fluid
 model (offered load against the thread's full speed times the capacity factor, per segment) gives the
-backlog the run would build if nothing stopped it, and how long the node is overloaded: each Code Yellow
-Duration plus restart of overload counts as one Code Red and one more registration storm.
+backlog the run would build if nothing stopped it: an overload that lasts the sample window plus Code Yellow
+Duration ends in Code Red (throttling on), which loses the backlog and brings one more registration storm.
 
 The costs per signal, per device, per call and per simulated second (`EngineCosts`) were measured on the
-development machine (2 CPUs, AMD EPYC, Python 3.11, numpy 2.4): each scenario kind alone, in a fresh process,
+development machine (2 CPUs, AMD EPYC, Python 3.11, numpy 2.4): each kind of load alone, in a fresh process,
 wall time and peak RSS (`getrusage`) against its signals, with service fast enough to keep the thread below
-saturation.  Each figure is the larger of the measurements for its kind, so the estimate errs high: for the
-library's scenarios it is 1x-3x the measured wall time and above the measured peak RSS.  The batched engine
+saturation, then checked on the library.  Each figure is at or near the largest measured for its kind, so the
+estimate errs high: for the nine library scenarios it came to 0.9x-2.8x the measured wall time on the batched
+engine and 0.95x-2.4x on the signal engine, above the measured peak RSS on both; for benchmarks/run.py's R1
+and R3, 2.1x and 1.8x.  Chatty phones that SCCP keeps closing cost the batched engine far more per event
+(0.5-8 us, the limiter's search), and so do calls beside work in other queues (a block a second): both are
+in the costs.  The batched engine
 holds a whole block of arrivals at once (up to `SPAN_ROWS` seconds; fewer when the load is so heavy that one
 block would pass `MAX_BLOCK_BYTES`, see `block_seconds`), so its memory follows the busiest block; the signal
 engine holds one event per source, so its memory follows what it keeps per device, per call and per queued
