@@ -28,12 +28,11 @@ saturation, then checked on the library.  Each figure is at or near the largest 
 estimate errs high: for the nine library scenarios it came to 0.9x-2.8x the measured wall time on the batched
 engine and 0.95x-2.4x on the signal engine, above the measured peak RSS on both; for benchmarks/run.py's R1
 and R3, 2.1x and 1.8x.  Chatty phones that SCCP keeps closing cost the batched engine far more per event
-(0.5-8 us, the limiter's search), and so do calls beside work in other queues (a block a second): both are
-in the costs.  The batched engine
-holds a whole block of arrivals at once (up to `SPAN_ROWS` seconds; fewer when the load is so heavy that one
-block would pass `MAX_BLOCK_BYTES`, see `block_seconds`), so its memory follows the busiest block; the signal
-engine holds one event per source, so its memory follows what it keeps per device, per call and per queued
-signal.  Pure: no SimPy, nothing runs.
+(0.5-8 us, the limiter's search), and so do calls beside work in other queues (a block a second): both are in
+the costs.  The batched engine holds a whole block of arrivals at once (up to `SPAN_ROWS` seconds; fewer when
+the load is so heavy that one block would pass `MAX_BLOCK_BYTES`, see `block_seconds`), so its memory follows
+the busiest block; the signal engine holds one event per source, so its memory follows what it keeps per
+device, per call and per queued signal.  Pure: no SimPy, nothing runs.
 """
 
 from __future__ import annotations
