@@ -488,7 +488,8 @@ def test_run_bad_set_value(run_tiny: Callable[..., Result], tmp_path: Path) -> N
     result = run_tiny(out, "--set", "throttling.code_yellow_entry_latency_ms=501")
 
     (line,) = assert_user_error(result, "throttling.code_yellow_entry_latency_ms", "501", "5 to 500 ms")
-    assert line.startswith("error: --set throttling.code_yellow_entry_latency_ms=501: "), line  # the --set, not the file
+    # the --set is blamed, not the file
+    assert line.startswith("error: --set throttling.code_yellow_entry_latency_ms=501: "), line
     assert not out.exists()
 
 
