@@ -242,11 +242,11 @@ def _simulate_or_exit(scenario: Scenario) -> RunResult:
     try:
         return _user_errors_exit_2(lambda: simulate(scenario, progress=progress))
     except KeyboardInterrupt:
-        progress.close()
+        progress.close()  # first, so the bar does not cover the message
         stderr.print("interrupted: nothing was written")
         sys.exit(EXIT_INTERRUPTED)
     finally:
-        progress.close()
+        progress.close()  # idempotent: also on success and on a user error
 
 
 WHAT_HAPPENED_LINES = 12

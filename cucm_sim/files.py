@@ -59,12 +59,6 @@ class DirectoryKind:
     files: frozenset[str]
     signature: str
 
-    def owns(self, directory: Path) -> bool:
-        """Whether `directory` may be replaced with --force: it is empty, or holds only this kind's regular
-        files, the signature among them."""
-        return not self.foreign_entries(directory) and (
-            not any(directory.iterdir()) or (directory / self.signature).is_file())
-
     def foreign_entries(self, directory: Path) -> list[str]:
         """The names in `directory` this kind does not write (sorted): not one of its files, nor the temporary
         `.NAME.XXXXXXXX.partial` of one (see `write_bytes_atomically`); a sub-directory or a link is foreign
@@ -105,9 +99,9 @@ def refuse_unreplaceable(out_dir: Path, kind: DirectoryKind) -> None:
     if _is_current_or_parent(out_dir):
         raise OutputExistsError([f"{out_dir}: is the current directory or one of its parents; --force replaces "
                                  f"only a result directory of `{kind.command}`: give a new --out"])
-    try:
+    try:  # replaceable: empty, or only this kind's regular files with the signature among them
         foreign = kind.foreign_entries(out_dir)
-        owned = kind.owns(out_dir)
+        owned = not any(out_dir.iterdir()) or (out_dir / kind.signature).is_file()
     except OSError as error:
         raise UserError([f"{out_dir}: cannot read the directory ({reason(error)})"]) from None
     if foreign:

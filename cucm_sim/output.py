@@ -23,7 +23,7 @@ import yaml
 
 from cucm_sim.alarms import ALARM_COLUMNS, Alarm
 from cucm_sim.errors import UserError
-from cucm_sim.files import DirectoryKind, PreparedDirectory, check_directory_target, prepare_directory
+from cucm_sim.files import DirectoryKind, PreparedDirectory, prepare_directory
 from cucm_sim.loader import ScenarioDumper, parse_scenario, parse_yaml_text
 from cucm_sim.metrics import METRICS, lookup
 from cucm_sim.narrative import narrate, narrative_text
@@ -48,11 +48,6 @@ _INTEGER_COLUMNS = {
 
 RUN_DIRECTORY = DirectoryKind("cucm-sim run", frozenset(RESULT_FILES), "summary.json")
 """A run's result directory, as --force recognises it (`files.DirectoryKind`)."""
-
-
-def check_output_dir(out_dir: Path, force: bool) -> None:
-    """Refuse (UserError) an existing `out_dir` without `force`, or one --force may not replace."""
-    check_directory_target(out_dir, RUN_DIRECTORY, force=force)
 
 
 def prepare_output_dir(out_dir: Path, force: bool) -> PreparedDirectory:
