@@ -186,6 +186,9 @@ def _open_dir(out_dir: Path) -> None:
 def _start(design: SweepDesign, out_dir: Path, force: bool) -> SweepDesign:
     """A fresh DIR (held locked by the caller): empty an existing one (--force: only a sweep's files, checked
     again here), fix the root seed, write the manifest and runs.csv's header."""
+    if not force and any(out_dir.iterdir()):  # another sweep made and finished DIR since it was checked
+        raise OutputExistsError([f"{out_dir}: already exists (another cucm-sim wrote it meanwhile); choose "
+                                 "another --out, or pass --resume or --force"])
     if force:
         refuse_unreplaceable(out_dir, SWEEP_DIRECTORY)
         for entry in out_dir.iterdir():  # every entry is a sweep's file: refuse_unreplaceable checked it

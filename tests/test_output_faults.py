@@ -198,6 +198,23 @@ def test_a_directory_that_appears_after_the_check_is_not_replaced(
     assert leftovers(tmp_path) == []
 
 
+def test_a_sweep_directory_that_appears_after_the_check_is_not_started_over(
+        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The losing side of two sweeps racing for one new DIR: its check ran before the winner wrote it.
+    out = tmp_path / "s"
+    grid = ["--grid", "load.calls_per_s=1", "-n", "1", "--workers", "1", "--no-plots"]
+    assert invoke("sweep", tiny, *grid, "--out", out).exit_code == 0
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    monkeypatch.setattr("cucm_sim.cli.check_out_dir", lambda *_args, **_kwargs: None)
+    monkeypatch.setattr("cucm_sim.sweep.check_out_dir", lambda *_args, **_kwargs: None)
+
+    result = invoke("sweep", tiny, *grid, "--out", out, "--seed", "3")
+
+    assert result.exit_code == 2
+    one_error_line(result, "already exists")
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+
+
 # ------------------------------------------------------------------ signals
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupted_run_exits_130_and_leaves_nothing(
