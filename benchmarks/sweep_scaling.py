@@ -1,7 +1,7 @@
 """Issue 5's scaling measurement: runs per second of one sweep on 1 worker, 2 local workers and Dask.
 
 Runs the same sweep (by default 8 grid points x 3 replications = 24 runs of a simulated hour, about a second
-each with the batched engine) with `cucm_sim.sweep.run_sweep` on three backends, side by side:
+each with the batched engine) with `cucm_sim.studies.sweep.run_sweep` on three backends, side by side:
 
 - `1 worker`: the runs one after another in this process (`InProcess`);
 - `2 local processes`: a spawned process pool (`LocalPool(2)`);
@@ -44,9 +44,9 @@ BENCHMARKS_DIR = Path(__file__).resolve().parent
 DEFAULT_OUT_DIR = BENCHMARKS_DIR / "results"
 sys.path.insert(0, str(BENCHMARKS_DIR.parent))  # run from a checkout without installing
 
-from cucm_sim.backends import Backend, Dask, InProcess, Job, LocalPool  # noqa: E402
-from cucm_sim.grid import SweepDesign, design_sweep  # noqa: E402
-from cucm_sim.sweep import run_sweep  # noqa: E402
+from cucm_sim.studies.backends import Backend, Dask, InProcess, Job, LocalPool  # noqa: E402
+from cucm_sim.studies.grid import SweepDesign, design_sweep  # noqa: E402
+from cucm_sim.studies.sweep import run_sweep  # noqa: E402
 
 SCENARIO: dict[str, Any] = {
     "name": "sweep-scaling",

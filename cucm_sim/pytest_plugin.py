@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from cucm_sim.check import Outcome, ScenarioCheck
+    from cucm_sim.studies.check import Outcome, ScenarioCheck
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not paths:
         return
     from cucm_sim.errors import UserError
-    from cucm_sim.loader import scenario_files
+    from cucm_sim.scenario.loader import scenario_files
 
     if config.getoption("cucm_replications") < 1 or config.getoption("cucm_workers") < 1:
         raise pytest.UsageError("--cucm-replications and --cucm-workers must be at least 1")
@@ -79,7 +79,7 @@ class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         """The scenario's expectations, or one failing item when the scenario does not load."""
         from cucm_sim.errors import UserError
-        from cucm_sim.loader import load_scenario
+        from cucm_sim.scenario.loader import load_scenario
 
         try:
             scenario = load_scenario(self.path, self.config.getoption("cucm_set"))
@@ -93,7 +93,7 @@ class ScenarioFile(pytest.File):
 
     def check(self) -> ScenarioCheck:
         """The scenario's check, run on first use and shared by its items (a crash is shared too)."""
-        from cucm_sim.check import check_scenario
+        from cucm_sim.studies.check import check_scenario
 
         if self._check is None and self.config.getoption("cucm_workers") > 1:
             _check_in_parallel(self.config)
@@ -111,7 +111,7 @@ class ScenarioFile(pytest.File):
 
 def _check_in_parallel(config: pytest.Config) -> None:
     """Run every selected scenario not yet checked, on --cucm-workers processes, and hand out the results."""
-    from cucm_sim.check import check_scenarios
+    from cucm_sim.studies.check import check_scenarios
 
     pending = [node for node in config.stash.get(_SELECTED, []) if node._check is None]
     try:
@@ -153,7 +153,7 @@ class Expectation(pytest.Item):
         """A readable failure: scenario, bound, measured value(s), by how much, and each seed's value."""
         if not isinstance(excinfo.value, ExpectationMissedError):
             return super().repr_failure(excinfo, style=style)
-        from cucm_sim.check import PASS_RULE
+        from cucm_sim.studies.check import PASS_RULE
 
         check, outcome = excinfo.value.check, excinfo.value.outcome
         lines = [

@@ -1,4 +1,4 @@
-"""Tests of the execution backends (`cucm_sim.backends`): in this process, a local process pool, Dask.
+"""Tests of the execution backends (`cucm_sim.studies.backends`): in this process, a local process pool, Dask.
 
 Contract under test (issue 5): every backend yields one Outcome per job, in any order, and the same jobs give
 the same summaries (wall time aside) on every backend; a run that raises or a worker that dies becomes an
@@ -19,10 +19,20 @@ from typing import Any
 
 import pytest
 
-from cucm_sim import backends
-from cucm_sim.backends import Backend, Dask, InProcess, Job, LocalPool, Outcome, error_text, open_backend, run_job
 from cucm_sim.errors import UserError
-from cucm_sim.schema import Scenario
+from cucm_sim.scenario.schema import Scenario
+from cucm_sim.studies import backends
+from cucm_sim.studies.backends import (
+    Backend,
+    Dask,
+    InProcess,
+    Job,
+    LocalPool,
+    Outcome,
+    error_text,
+    open_backend,
+    run_job,
+)
 
 TINY = Scenario.model_validate({
     "name": "backend-test", "seed": 1, "duration_s": 30,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cucm_sim import Scenario, batched_model
-from cucm_sim.sdl_batch import MIN_SERVICE_S, ServiceDraws
+from cucm_sim import Scenario
+from cucm_sim.engine.batched import node as batched_model
+from cucm_sim.sdl.block import MIN_SERVICE_S, ServiceDraws
 
 
 def test_a_storm_with_a_sub_nanosecond_service_settles(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""The capacity search (`cucm_sim.capacity`): its condition, its bisection and its checks, then the real thing.
+"""The capacity search (`cucm_sim.studies.capacity`): its condition, its bisection and its checks, then the real thing.
 
 The bisection is tested with run functions that stand in for the simulator and whose answer is known
 exactly: a step at a known value, a noisy step whose replications trip at known thresholds (common random
@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 
 from cucm_sim import Scenario
-from cucm_sim.backends import InProcess, Job, Outcome, RunFunction, open_backend, run_job
-from cucm_sim.capacity import (
+from cucm_sim.errors import UserError
+from cucm_sim.scenario.seeds import replication_seeds
+from cucm_sim.studies.backends import InProcess, Job, Outcome, RunFunction, open_backend, run_job
+from cucm_sim.studies.capacity import (
     CapacityResult,
     CapacityRunError,
     Condition,
@@ -30,8 +32,6 @@ from cucm_sim.capacity import (
     safe_trip_rate_bound,
     search,
 )
-from cucm_sim.errors import UserError
-from cucm_sim.seeds import replication_seeds
 
 BASE: dict[str, Any] = {"name": "capacity-test", "seed": 11, "duration_s": 60,
                         "load": {"calls_per_s": 1.0, "background": [{"signals_per_s": 10}]}}
@@ -531,7 +531,7 @@ def test_the_capacity_search_does_not_depend_on_the_backend() -> None:
 
 def test_a_real_run_that_raises_stops_the_search(monkeypatch: pytest.MonkeyPatch) -> None:
     """Through the real `run_job`: a scenario the model cannot run becomes an error outcome, and the search stops."""
-    import cucm_sim.backends as backends
+    import cucm_sim.studies.backends as backends
 
     def broken(scenario: Scenario, progress: Any = None) -> Any:
         raise RuntimeError(f"model broke at {scenario.load.calls_per_s}")

@@ -24,7 +24,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from cucm_sim.cli import main
-from cucm_sim.throttling import ThrottlingParams
+from cucm_sim.rules.throttling import ThrottlingParams
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
@@ -370,7 +370,7 @@ def test_failed_write_with_force_keeps_the_old_result(
     def broken_plot(*_args: Any, **_kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("cucm_sim.plotting.plot_timeline", broken_plot)
+    monkeypatch.setattr("cucm_sim.report.plotting.plot_timeline", broken_plot)
     result = CliRunner().invoke(main, ["run", str(out.parent / "tiny.yaml"), "--out", str(out), "--force"])
 
     assert result.exit_code != 0
@@ -693,7 +693,7 @@ def test_console_script_validate_bad_and_evil_files(tmp_path: Path) -> None:
 
 
 def test_python_dash_m_cli_runs_the_command() -> None:
-    # BUG (cucm_sim/cli.py has no `if __name__ == "__main__": main()` block, and the package has no
+    # BUG (cucm_sim/cli/commands.py has no `if __name__ == "__main__": main()` block, and the package has no
     # __main__.py): `python -m cucm_sim.cli --help` imports the module, does nothing and exits 0 with
     # no output, so `python -m cucm_sim.cli run ...` silently runs nothing.
     done = subprocess.run([sys.executable, "-m", "cucm_sim.cli", "--help"], capture_output=True, text=True,

@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 
 from cucm_sim import Scenario, simulate
-from cucm_sim.seeds import replication_seeds
+from cucm_sim.scenario.seeds import replication_seeds
 
 ROOT_SEEDS = {"signal": 4001, "batched": 4002}
 """Different roots: the engines share stream names, so equal seeds would correlate their runs."""
@@ -76,7 +76,7 @@ def _summary(data: dict[str, Any]) -> Summary:
 
 
 class _Workers:
-    """Spawned worker processes (spawn, like `cucm_sim.check`), replaced when a batch overstays its time."""
+    """Spawned worker processes (spawn, like `cucm_sim.studies.check`), replaced when a batch overstays its time."""
 
     def __init__(self) -> None:
         self._pool: multiprocessing.pool.Pool | None = None

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 from cucm_sim import Scenario, simulate
-from cucm_sim.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
-from cucm_sim.check import Outcome, evaluate, format_value, mean_confidence_interval
 from cucm_sim.errors import ScenarioError
-from cucm_sim.loader import parse_scenario
-from cucm_sim.metrics import METRIC_PATHS, METRICS, PRIORITIES, STATES, derived_metrics, lookup
-from cucm_sim.schema import PRIORITIES as SCHEMA_PRIORITIES
-from cucm_sim.schema import Bound
-from cucm_sim.seeds import derive_seed, replication_seeds
-from cucm_sim.throttling import ThrottleState
+from cucm_sim.measures.metrics import METRIC_PATHS, METRICS, PRIORITIES, STATES, derived_metrics, lookup
+from cucm_sim.rules.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
+from cucm_sim.rules.throttling import ThrottleState
+from cucm_sim.scenario.loader import parse_scenario
+from cucm_sim.scenario.schema import PRIORITIES as SCHEMA_PRIORITIES
+from cucm_sim.scenario.schema import Bound
+from cucm_sim.scenario.seeds import derive_seed, replication_seeds
+from cucm_sim.studies.check import Outcome, evaluate, format_value, mean_confidence_interval
 
 EVENTFUL = {
     "name": "eventful", "seed": 5, "duration_s": 60,

@@ -1,4 +1,4 @@
-"""Tests of a sweep's design (`cucm_sim.grid`) and of the scenario's `sweep:` block (`cucm_sim.schema`).
+"""Tests of a sweep's design (`cucm_sim.studies.grid`) and of the `sweep:` block (`cucm_sim.scenario.schema`).
 
 Contract under test (issue 5): `--grid KEY=V1,V2,...` values are YAML scalars like `--set` values;
 `--grid KEY=START:STOP:STEP` includes its stop, gives ints when all three are ints, and needs step > 0 and
@@ -18,7 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cucm_sim.errors import UserError
-from cucm_sim.grid import (
+from cucm_sim.report.output import resolved_yaml
+from cucm_sim.scenario.loader import parse_scenario, parse_yaml_text
+from cucm_sim.scenario.schema import DEFAULT_SWEEP_METRICS, GridRange, Scenario
+from cucm_sim.scenario.seeds import derive_seed
+from cucm_sim.studies.grid import (
     NO_GRID,
     Axis,
     design_sweep,
@@ -27,10 +31,6 @@ from cucm_sim.grid import (
     parse_grid_options,
     yaml_scalar,
 )
-from cucm_sim.loader import parse_scenario, parse_yaml_text
-from cucm_sim.output import resolved_yaml
-from cucm_sim.schema import DEFAULT_SWEEP_METRICS, GridRange, Scenario
-from cucm_sim.seeds import derive_seed
 
 BASE: dict[str, Any] = {
     "name": "grid-test", "seed": 11, "duration_s": 60,

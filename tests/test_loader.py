@@ -1,6 +1,6 @@
 """Tests of the scenario loader: safe YAML, `--set` overrides, and one actionable message per problem.
 
-Contract under test (cucm_sim.loader and the CLI issue): every problem is a `ScenarioError` line naming
+Contract under test (cucm_sim.scenario.loader and the CLI issue): every problem is a `ScenarioError` line naming
 the file, the dotted field path, the offending value and the allowed range; YAML is parsed safely
 (no object construction, no duplicate keys); `--set dotted.key=value` values are YAML and never mutate
 the caller's data.
@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from cucm_sim.errors import ScenarioError, UserError
-from cucm_sim.loader import apply_overrides, load_scenario, parse_scenario
-from cucm_sim.schema import Scenario
-from cucm_sim.throttling import ThrottlingParams
+from cucm_sim.rules.throttling import ThrottlingParams
+from cucm_sim.scenario.loader import apply_overrides, load_scenario, parse_scenario
+from cucm_sim.scenario.schema import Scenario
 
 MINIMAL: dict[str, Any] = {"name": "minimal", "duration_s": 60}
 TOP_LEVEL_KEYS = ("name", "description", "seed", "duration_s", "engine", "throttling", "node", "load",
@@ -710,7 +710,7 @@ def test_yaml_1_2_exponent_floats_are_numbers(tmp_path: Path, written: str, expe
 
 @pytest.mark.parametrize(("written", "expected"), [("5e-1", 0.5), ("2E-1", 0.2), (".5e0", 0.5), ("-.5e0", -0.5)])
 def test_yaml_1_2_floats_parse_as_floats(written: str, expected: float) -> None:
-    from cucm_sim.loader import parse_yaml_text
+    from cucm_sim.scenario.loader import parse_yaml_text
 
     assert parse_yaml_text(written, "test") == expected
 
@@ -736,7 +736,7 @@ def test_library_scenarios_load_exactly_as_lax_validation_would(path: Path) -> N
 
 # ------------------------------------------------------------------ item 6: limits on what is read
 def test_alias_expansion_past_the_node_limit_is_refused(tmp_path: Path) -> None:
-    from cucm_sim.loader import MAX_YAML_NODES
+    from cucm_sim.scenario.loader import MAX_YAML_NODES
 
     # six levels of nine: 531,441 values from a few hundred bytes
     lines = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
@@ -760,7 +760,7 @@ def test_a_recursive_alias_is_refused(tmp_path: Path) -> None:
 
 
 def test_nesting_past_the_depth_limit_is_refused_with_a_line(tmp_path: Path) -> None:
-    from cucm_sim.loader import MAX_YAML_DEPTH
+    from cucm_sim.scenario.loader import MAX_YAML_DEPTH
 
     scenario_file = write_text(tmp_path, "name: x\nduration_s: 60\ndescription:\n  " + "[" * 500 + "]" * 500 + "\n")
 
@@ -771,7 +771,7 @@ def test_nesting_past_the_depth_limit_is_refused_with_a_line(tmp_path: Path) -> 
 
 
 def test_an_integer_of_thousands_of_digits_is_refused(tmp_path: Path) -> None:
-    from cucm_sim.loader import MAX_INT_DIGITS
+    from cucm_sim.scenario.loader import MAX_INT_DIGITS
 
     scenario_file = write_text(tmp_path, "name: x\nduration_s: " + "9" * 5000 + "\n")
 
@@ -783,7 +783,7 @@ def test_an_integer_of_thousands_of_digits_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_file_larger_than_the_limit_is_refused_unread(tmp_path: Path) -> None:
-    from cucm_sim.loader import MAX_SCENARIO_BYTES
+    from cucm_sim.scenario.loader import MAX_SCENARIO_BYTES
 
     scenario_file = tmp_path / "huge.yaml"
     scenario_file.write_bytes(b"name: x\nduration_s: 60\n#" + b"x" * MAX_SCENARIO_BYTES)
@@ -797,7 +797,7 @@ def test_a_file_larger_than_the_limit_is_refused_unread(tmp_path: Path) -> None:
 def test_the_largest_legal_scenario_fits_the_limits(tmp_path: Path) -> None:
     # 10,000 calls_profile points in block style, with long numbers, and every metric bounded: well within
     # MAX_SCENARIO_BYTES and MAX_YAML_NODES.
-    from cucm_sim.metrics import METRIC_PATHS
+    from cucm_sim.measures.metrics import METRIC_PATHS
 
     points = "".join(f"    - - {index * 8.123456789:.9f}\n      - {index % 10_000 + 0.123456789:.9f}\n"
                      for index in range(10_000))
@@ -897,7 +897,7 @@ def test_no_message_names_a_python_class(tmp_path: Path, section: str) -> None:
 
     from pydantic import BaseModel
 
-    from cucm_sim import schema
+    from cucm_sim.scenario import schema
 
     classes = {name for name, value in vars(schema).items() if isinstance(value, type) and issubclass(value, BaseModel)}
     classes |= {"ThrottlingParams", "Exponential", "Deterministic", "LogNormal", "BaseModel", "dict", "instance"}
@@ -1022,7 +1022,7 @@ def test_a_description_may_hold_newlines_and_tabs_but_no_other_control_character
 
 # ------------------------------------------------------------------ item 15: warnings for what can have no effect
 def test_scenario_warnings_name_what_starts_after_the_end(tmp_path: Path) -> None:
-    from cucm_sim.loader import scenario_warnings
+    from cucm_sim.scenario.loader import scenario_warnings
 
     text = """\
 name: x
@@ -1059,7 +1059,7 @@ disturbances:
 
 @pytest.mark.parametrize("path", LIBRARY, ids=[p.name for p in LIBRARY])
 def test_library_scenarios_have_no_warnings(path: Path) -> None:
-    from cucm_sim.loader import scenario_warnings
+    from cucm_sim.scenario.loader import scenario_warnings
 
     assert scenario_warnings(load_scenario(path), str(path)) == []
 
@@ -1116,7 +1116,7 @@ def test_a_mapping_key_of_the_wrong_type_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text", ["1e9", "1.5E-3", "-.5", "+.5e1", "0600", "1:30", "yes", "2024-01-01", "~"])
 def test_the_scenario_dumper_quotes_what_the_loader_would_not_read_as_text(text: str) -> None:
-    from cucm_sim.loader import ScenarioDumper, parse_yaml_text
+    from cucm_sim.scenario.loader import ScenarioDumper, parse_yaml_text
 
     written = yaml.dump({"name": text}, Dumper=ScenarioDumper)
 
@@ -1127,7 +1127,7 @@ def test_parsed_data_copies_and_pickles_as_a_plain_dict(tmp_path: Path) -> None:
     import copy
     import pickle
 
-    from cucm_sim.loader import read_yaml
+    from cucm_sim.scenario.loader import read_yaml
 
     data = read_yaml(write_yaml(tmp_path, MINIMAL))
 
@@ -1153,7 +1153,7 @@ ALIAS_BOMB = "a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
 @pytest.fixture(params=["libyaml", "python"])
 def each_yaml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each parser the loader may run on: libyaml's when PyYAML has it, PyYAML's own otherwise."""
-    from cucm_sim import loader
+    from cucm_sim.scenario import loader
 
     if request.param == "python":
         monkeypatch.setattr(loader, "_Loader", loader._PythonLoader)

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from cucm_sim.cli import main
 from cucm_sim.errors import MAX_PROBLEM_CHARS, MAX_PROBLEMS
-from cucm_sim.loader import MAX_INT_DIGITS, MAX_SCENARIO_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
+from cucm_sim.scenario.loader import MAX_INT_DIGITS, MAX_SCENARIO_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
 
 EXAMPLE_LIMIT_S = 5.0
 """The most one example may take (hypothesis's deadline), parsing and validating included."""

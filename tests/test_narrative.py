@@ -1,4 +1,4 @@
-"""The story of a run (`cucm_sim.narrative`), narrative.txt, `read_run` and `cucm-sim explain`.
+"""The story of a run (`cucm_sim.report.narrative`), narrative.txt, `read_run` and `cucm-sim explain`.
 
 Two kinds of test.  Hand-made timelines and alarms (no simulation, milliseconds each) pin the wording:
 each alarm told at its time with its own numbers, the exit arithmetic, the rejected calls of an episode
@@ -22,17 +22,10 @@ from click.testing import CliRunner, Result
 from known_runs import starvation
 
 from cucm_sim import RunResult, Scenario, simulate
-from cucm_sim.alarms import (
-    CALLMANAGER_ONLINE,
-    CODE_RED_ENTRY,
-    CODE_YELLOW_ENTRY,
-    CODE_YELLOW_EXIT,
-    DEVICE_CLOSE_MAX_EVENTS_EXCEEDED,
-    Alarm,
-)
-from cucm_sim.cli import WHAT_HAPPENED_LINES, main
+from cucm_sim.cli.commands import WHAT_HAPPENED_LINES, main
 from cucm_sim.errors import UserError
-from cucm_sim.narrative import (
+from cucm_sim.measures.timeline import TIMELINE_COLUMNS
+from cucm_sim.report.narrative import (
     DEVICE_CLOSES_TOLD_PER_DEVICE,
     DEVICES_TOLD,
     EPISODES_TOLD_IN_FULL,
@@ -43,10 +36,17 @@ from cucm_sim.narrative import (
     narrate,
     narrative_text,
 )
-from cucm_sim.output import RUN_FILES, narrative_for, read_run, write_results
-from cucm_sim.timeline import TIMELINE_COLUMNS
+from cucm_sim.report.output import RUN_FILES, narrative_for, read_run, write_results
+from cucm_sim.rules.alarms import (
+    CALLMANAGER_ONLINE,
+    CODE_RED_ENTRY,
+    CODE_YELLOW_ENTRY,
+    CODE_YELLOW_EXIT,
+    DEVICE_CLOSE_MAX_EVENTS_EXCEEDED,
+    Alarm,
+)
 
-NARRATIVE_MODULE = Path(__file__).resolve().parents[1] / "cucm_sim" / "narrative.py"
+NARRATIVE_MODULE = Path(__file__).resolve().parents[1] / "cucm_sim" / "report" / "narrative.py"
 CALLS_REJECTED = re.compile(r"([\d,]+) calls? rejected")
 
 

@@ -23,7 +23,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from cucm_sim.cli import main
-from cucm_sim.files import LOCK_NAME, STAGING_PREFIX
+from cucm_sim.report.files import LOCK_NAME, STAGING_PREFIX
 
 TINY = {
     "name": "tiny", "seed": 11, "duration_s": 20,
@@ -188,7 +188,7 @@ def test_a_directory_that_appears_after_the_check_is_not_replaced(
     out = tmp_path / "r"
     assert invoke("run", tiny, "--out", out, "--no-plots").exit_code == 0
     before = {name: (out / name).read_bytes() for name in os.listdir(out)}
-    monkeypatch.setattr("cucm_sim.files.check_directory_target", lambda *_args, **_kwargs: None)
+    monkeypatch.setattr("cucm_sim.report.files.check_directory_target", lambda *_args, **_kwargs: None)
 
     result = invoke("run", tiny, "--out", out, "--no-plots", "--seed", "3")
 
@@ -205,8 +205,8 @@ def test_a_sweep_directory_that_appears_after_the_check_is_not_started_over(
     grid = ["--grid", "load.calls_per_s=1", "-n", "1", "--workers", "1", "--no-plots"]
     assert invoke("sweep", tiny, *grid, "--out", out).exit_code == 0
     before = {name: (out / name).read_bytes() for name in os.listdir(out)}
-    monkeypatch.setattr("cucm_sim.cli.check_out_dir", lambda *_args, **_kwargs: None)
-    monkeypatch.setattr("cucm_sim.sweep.check_out_dir", lambda *_args, **_kwargs: None)
+    monkeypatch.setattr("cucm_sim.cli.commands.check_out_dir", lambda *_args, **_kwargs: None)
+    monkeypatch.setattr("cucm_sim.studies.sweep.check_out_dir", lambda *_args, **_kwargs: None)
 
     result = invoke("sweep", tiny, *grid, "--out", out, "--seed", "3")
 
@@ -276,7 +276,7 @@ def test_sigterm_while_writing_exits_130_and_keeps_the_old_result(
         time.sleep(5)
         raise AssertionError("SIGTERM did not interrupt the write")
 
-    monkeypatch.setattr("cucm_sim.output._write_all", terminated_while_writing)
+    monkeypatch.setattr("cucm_sim.report.output._write_all", terminated_while_writing)
     result = invoke("run", tiny, "--out", out, "--force", "--seed", "3")
 
     assert result.exit_code == 130
@@ -386,7 +386,7 @@ def test_out_of_memory_is_one_line_and_exit_2(tiny: Path, tmp_path: Path, monkey
     def exhausted(*_args: object, **_kwargs: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr("cucm_sim.cli.simulate", exhausted)
+    monkeypatch.setattr("cucm_sim.cli.commands.simulate", exhausted)
     result = invoke("run", tiny, "--out", tmp_path / "r")
 
     assert result.exit_code == 2

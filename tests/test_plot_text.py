@@ -17,10 +17,10 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from cucm_sim import plotting
-from cucm_sim.sweep_plots import CapacityPlot, PlotPoint, ProbePlot, capacity_figure, sweep_figure
-from cucm_sim.throttling import ThrottleState, ThrottlingParams
-from cucm_sim.timeline import TIMELINE_COLUMNS
+from cucm_sim.measures.timeline import TIMELINE_COLUMNS
+from cucm_sim.report import plotting
+from cucm_sim.report.sweep_plots import CapacityPlot, PlotPoint, ProbePlot, capacity_figure, sweep_figure
+from cucm_sim.rules.throttling import ThrottleState, ThrottlingParams
 
 BROKEN_MATH = "Cost $\\sqrt{x$ study"
 """Not valid mathtext: on a math-parsing Text, saving the figure raises."""

@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from cucm_sim.alarms import (
+from cucm_sim.measures.timeline import TIMELINE_COLUMNS
+from cucm_sim.report.plotting import _state_runs, plot_timeline
+from cucm_sim.rules.alarms import (
     CALLMANAGER_ONLINE,
     CODE_RED_ENTRY,
     CODE_YELLOW_ENTRY,
@@ -29,9 +31,7 @@ from cucm_sim.alarms import (
     DEVICE_CLOSE_MAX_EVENTS_EXCEEDED,
     Alarm,
 )
-from cucm_sim.plotting import _state_runs, plot_timeline
-from cucm_sim.throttling import ThrottleState, ThrottleStateMachine, ThrottlingParams
-from cucm_sim.timeline import TIMELINE_COLUMNS
+from cucm_sim.rules.throttling import ThrottleState, ThrottleStateMachine, ThrottlingParams
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -266,9 +266,9 @@ def test_plotting_never_imports_pyplot(tmp_path: pathlib.Path) -> None:
         import pathlib, sys
         import matplotlib
         import numpy as np
-        from cucm_sim.plotting import _state_runs, plot_timeline
-        from cucm_sim.throttling import ThrottlingParams
-        from cucm_sim.timeline import TIMELINE_COLUMNS
+        from cucm_sim.report.plotting import _state_runs, plot_timeline
+        from cucm_sim.rules.throttling import ThrottlingParams
+        from cucm_sim.measures.timeline import TIMELINE_COLUMNS
         backend_before = dict.__getitem__(matplotlib.rcParams, "backend")
         timeline = {{name: np.zeros(5) for name in TIMELINE_COLUMNS}}
         timeline["t_s"] = np.arange(1, 6)

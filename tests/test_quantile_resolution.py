@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from cucm_sim.check import Outcome
 from cucm_sim.cli import main
-from cucm_sim.metrics import HISTOGRAM_QUANTILES, METRIC_PATHS, PRIORITIES
-from cucm_sim.schema import Bound
-from cucm_sim.stats import BINS_PER_DECADE, QUANTILE_RELATIVE_RESOLUTION, LogHistogram
-from cucm_sim.sweep_plots import CapacityPlot, PlotPoint, ProbePlot, capacity_figure, sweep_figure
+from cucm_sim.measures.metrics import HISTOGRAM_QUANTILES, METRIC_PATHS, PRIORITIES
+from cucm_sim.measures.stats import BINS_PER_DECADE, QUANTILE_RELATIVE_RESOLUTION, LogHistogram
+from cucm_sim.report.sweep_plots import CapacityPlot, PlotPoint, ProbePlot, capacity_figure, sweep_figure
+from cucm_sim.scenario.schema import Bound
+from cucm_sim.studies.check import Outcome
 
 P95 = "dial_tone_delay_ms.p95"
 NOTE = "(histogram resolution ±0.58 %)"

@@ -40,7 +40,7 @@ def _run(data: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[multiprocessing.pool.Pool]:
-    # spawn, not fork, as `cucm_sim.check` does: a forked worker would inherit the parent's threads' locks.
+    # spawn, not fork, as `cucm_sim.studies.check` does: a forked worker would inherit the parent's threads' locks.
     with multiprocessing.get_context("spawn").Pool(2) as workers:
         yield workers
 

@@ -1,4 +1,4 @@
-"""Tests of SCCP device throttling (Max Events Allowed): DOMAIN.md section 5, `cucm_sim.sccp`."""
+"""Tests of SCCP device throttling (Max Events Allowed): DOMAIN.md section 5, `cucm_sim.rules.sccp`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from cucm_sim.sccp import SCCP_WINDOW_S, SccpEventLimiter
+from cucm_sim.rules.sccp import SCCP_WINDOW_S, SccpEventLimiter
 
 
 def record_all(limiter: SccpEventLimiter, device: Hashable, times: list[float]) -> list[int | None]:

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from cucm_sim import Scenario, load_scenario, simulate
 from cucm_sim.cli import main
-from cucm_sim.schema import CpuSlowdown
+from cucm_sim.scenario.schema import CpuSlowdown
 
 SCENARIOS = pathlib.Path(__file__).resolve().parent.parent / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.yaml"))

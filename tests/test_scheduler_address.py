@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cucm_sim.backends import SCHEDULER_TIMEOUT_S, open_backend, scheduler_address
 from cucm_sim.errors import UserError
+from cucm_sim.studies.backends import SCHEDULER_TIMEOUT_S, open_backend, scheduler_address
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE = REPO / "scenarios" / "baseline.yaml"

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cucm_sim.sdl_batch import (
+from cucm_sim.sdl.block import (
     NO_TAG,
     QUEUES,
     TIE_S,

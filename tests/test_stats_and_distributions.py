@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cucm_sim.distributions import Deterministic, DrawBuffer, Exponential, LogNormal
-from cucm_sim.stats import BINS_PER_DECADE, LogHistogram
+from cucm_sim.measures.stats import BINS_PER_DECADE, LogHistogram
+from cucm_sim.scenario.distributions import Deterministic, DrawBuffer, Exponential, LogNormal
 
 HALF_BIN = 10 ** (1 / (2 * BINS_PER_DECADE)) - 1  # relative error bound of a reported quantile
 

@@ -1,6 +1,6 @@
-"""Tests of `cucm-sim sweep` and `cucm_sim.sweep`: the files of a sweep, its reproducibility and resumption.
+"""Tests of `cucm-sim sweep` and `cucm_sim.studies.sweep`: the files of a sweep, its reproducibility and resumption.
 
-Contract under test (issue 5 and cucm_sim.sweep's docstring): a 2x2 grid x 2 replications gives the same
+Contract under test (issue 5 and cucm_sim.studies.sweep's docstring): a 2x2 grid x 2 replications gives the same
 runs.csv (wall_s aside) and the same points.csv on 1 worker, 2 workers and a 2-worker Dask LocalCluster;
 every finished run is on disk as it finishes, so a sweep killed half-way (SIGKILL) or interrupted (Ctrl-C,
 exit 130) and then resumed with --resume ends with the files of an uninterrupted sweep, a torn last line of
@@ -27,16 +27,16 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from cucm_sim import backends
-from cucm_sim.backends import InProcess, Job, LocalPool, Outcome, run_job
-from cucm_sim.check import mean_confidence_interval
 from cucm_sim.cli import main
 from cucm_sim.errors import UserError
-from cucm_sim.grid import SweepDesign, design_sweep
-from cucm_sim.metrics import METRICS, lookup
-from cucm_sim.runner import simulate
-from cucm_sim.seeds import derive_seed
-from cucm_sim.sweep import SweepCounts, SweepInterrupted, run_row, run_sweep
+from cucm_sim.measures.metrics import METRICS, lookup
+from cucm_sim.run.simulation import simulate
+from cucm_sim.scenario.seeds import derive_seed
+from cucm_sim.studies import backends
+from cucm_sim.studies.backends import InProcess, Job, LocalPool, Outcome, run_job
+from cucm_sim.studies.check import mean_confidence_interval
+from cucm_sim.studies.grid import SweepDesign, design_sweep
+from cucm_sim.studies.sweep import SweepCounts, SweepInterrupted, run_row, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 TINY: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Sweep and capacity figures (`cucm_sim.sweep_plots`): what each draws, and that it renders cleanly.
+"""Sweep and capacity figures (`cucm_sim.report.sweep_plots`): what each draws, and that it renders cleanly.
 
 Every figure is rendered to PNG through the Agg canvas it comes with; pytest turns warnings into errors,
 so a figure that warns (a log axis with zeros, a layout that does not fit) fails here.  The tests look at
@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 
-from cucm_sim.sweep_plots import (
+from cucm_sim.report.sweep_plots import (
     MAX_LINES,
     CapacityPlot,
     PlotPoint,
@@ -327,7 +327,7 @@ def test_capacity_figure_of_a_condition_true_at_lo() -> None:
 
 def test_no_pyplot() -> None:
     """House rule: the object-oriented Figure API only, never pyplot's global state."""
-    source = pathlib.Path(__file__).resolve().parent.parent / "cucm_sim" / "sweep_plots.py"
+    source = pathlib.Path(__file__).resolve().parent.parent / "cucm_sim" / "report" / "sweep_plots.py"
     tree = ast.parse(source.read_text(encoding="utf-8"))
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}

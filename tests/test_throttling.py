@@ -1,6 +1,6 @@
 """Tests of the call-throttling service parameters and the Code Yellow / Code Red state machine.
 
-Rules under test: DOMAIN.md sections 2 and 3, and the module docstring of `cucm_sim.throttling`.
+Rules under test: DOMAIN.md sections 2 and 3, and the module docstring of `cucm_sim.rules.throttling`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cucm_sim.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
-from cucm_sim.throttling import (
+from cucm_sim.rules.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
+from cucm_sim.rules.throttling import (
     NEVER_CODE_RED_MIN,
     ThrottleState,
     ThrottleStateMachine,

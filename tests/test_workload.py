@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 
-from cucm_sim import Scenario, batched_model, simulate, workload
+from cucm_sim import Scenario, simulate
+from cucm_sim.engine.batched import node as batched_model
 from cucm_sim.errors import UserError, WorkLimitError
-from cucm_sim.loader import load_scenario
-from cucm_sim.workload import (
+from cucm_sim.scenario import workload
+from cucm_sim.scenario.loader import load_scenario
+from cucm_sim.scenario.workload import (
     ALLOW_LARGE,
     MAX_QUEUED_SIGNALS,
     MAX_RUN_MEMORY_BYTES,

@@ -1,0 +1,503 @@
+"""The per-signal SimPy model of one CUCM node (engine ``signal``).
+
+Owns the simulated world: the SDL router thread and its four queues, the load sources (background
+signals, call attempts, keepalives, chatty phones, disturbances), device registration, the Code Red
+restart, and the per-second throttling sample.  Everything random comes from generators spawned from
+one `SeedSequence`; the throttling and SCCP rules come from the pure `throttling` and `sccp` modules.
+
+Choices the model makes (DOMAIN.md leaves them open):
+
+* **Wait** is a signal's time in its queue before service starts; service time is excluded.
+* **Expected delay sample** (taken at the end of every simulated second k, for the second (k-1, k]):
+  the mean wait (ms) of the signals that *started service* in that second; if none started but signals
+  are waiting, the age (ms) of the oldest waiting signal (the thread is stuck); 0 when nothing waited.
+* **Service** is non-preemptive; a signal's service time is its draw divided by the capacity factor in
+  force when its service starts.
+* **Call admission** is decided when the attempt arrives, from the throttling state of that second:
+  in Code Yellow the attempt is rejected (reorder tone) and costs `rejection_signals_per_call` normal
+  signals; while the node restarts the attempt fails.  An accepted call queues its off-hook signal; the
+  **delay to dial tone** is that signal's wait plus service.  Once it is handled the rest of the
+  set-up signals follow at once, and the teardown signals after the holding time.  Each call belongs
+  to a random registered device (when there are devices) and its signals count as that device's events.
+* **Registration** is one lowest-priority signal, then `registration_signals - 1` low-priority signals
+  once it is handled; the device is registered when the last is handled.
+* **Code Red** stops the node at once for `restart_duration_s`: queued signals and the one in service
+  are lost (counted), calls in progress are gone, every device loses its registration.  When the node
+  is back (alarm CallManagerOnline) the state machine is reset and every device starts registering at a
+  uniformly random time within `registration_spread_s`: the registration storm.
+* **SCCP throttling**: a device exceeding Max Events Allowed is closed (alarm
+  DeviceCloseMaxEventsExceeded), unregisters, and starts re-registering after `throttled_reregister_delay_s`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from cucm_sim.engine.second_end import BacklogLimit, Readings, SecondEnds, expected_delay_ms
+from cucm_sim.measures.stats import LogHistogram
+from cucm_sim.rules.alarms import (
+    CALLMANAGER_ONLINE,
+    CODE_RED_ENTRY,
+    DEVICE_CLOSE_MAX_EVENTS_EXCEEDED,
+    Alarm,
+)
+from cucm_sim.rules.sccp import SccpEventLimiter
+from cucm_sim.rules.throttling import ThrottleState, ThrottleStateMachine
+from cucm_sim.scenario.distributions import DrawBuffer, Exponential
+from cucm_sim.scenario.profiles import CallRateProfile, capacity_breakpoints
+from cucm_sim.scenario.schema import PRIORITIES, Priority, Scenario, SignalBurst
+from cucm_sim.scenario.workload import MAX_QUEUED_SIGNALS, SIGNAL_COSTS
+
+HIGH, NORMAL, LOW, LOWEST = range(4)
+PRIORITY_INDEX: dict[Priority, int] = {name: index for index, name in enumerate(PRIORITIES)}
+
+UNREGISTERED, REGISTERING, REGISTERED = range(3)
+
+OnDone = Callable[[float, float], None]
+"""Called when a signal's service ends, with its wait and service time (s)."""
+
+Signal = tuple[float, OnDone | None]
+"""A queued SDL signal: (arrival time s, completion callback or None)."""
+
+_STREAM_NAMES = (
+    "service", "background", "calls", "holding", "devices", "keepalive_phase", "chatty", "bursts", "registration",
+)
+
+
+def spawn_generators(seed: int) -> dict[str, np.random.Generator]:
+    """One independent generator per random source, all spawned from `seed`."""
+    children = np.random.SeedSequence(seed).spawn(len(_STREAM_NAMES))
+    return {name: np.random.default_rng(child) for name, child in zip(_STREAM_NAMES, children, strict=True)}
+
+
+class SdlRouter:
+    """The single SDL router thread: four strict-priority FIFO queues, one signal in service at a time."""
+
+    def __init__(self, env: simpy.Environment, service_ms: DrawBuffer, on_wait: Callable[[int, float], None]) -> None:
+        self.env = env
+        self.queues: list[deque[Signal]] = [deque() for _ in PRIORITIES]
+        self.capacity_factor = 1.0
+        self.up = True
+        self.in_service = False
+        self.signals_processed = 0
+        self._service_ms = service_ms
+        self._on_wait = on_wait
+        self._idle: simpy.Event | None = None
+        self._back_up: simpy.Event | None = None
+        self._process = env.process(self._serve())
+
+    def submit(self, priority: int, on_done: OnDone | None = None) -> bool:
+        """Queue a signal now; False (and nothing queued) while the node is down."""
+        if not self.up:
+            return False
+        self.queues[priority].append((self.env.now, on_done))
+        if self._idle is not None and not self._idle.triggered:
+            self._idle.succeed()
+        return True
+
+    def queue_depths(self) -> list[int]:
+        """Signals waiting per priority, highest first (the in-service one excluded)."""
+        return [len(queue) for queue in self.queues]
+
+    def oldest_waiting_arrival_s(self) -> float | None:
+        """Arrival time of the longest-waiting queued signal, None when all queues are empty."""
+        heads = [queue[0][0] for queue in self.queues if queue]
+        return min(heads) if heads else None
+
+    def crash(self) -> int:
+        """Stop now: drop every queued signal and the one in service; return how many were lost."""
+        lost = sum(len(queue) for queue in self.queues) + int(self.in_service)
+        for queue in self.queues:
+            queue.clear()
+        self.up = False
+        self.in_service = False
+        self._back_up = self.env.event()
+        self._process.interrupt()
+        return lost
+
+    def restart(self) -> None:
+        """Back in service after a crash."""
+        self.up = True
+        assert self._back_up is not None
+        self._back_up.succeed()
+
+    def _next_signal(self) -> tuple[int, Signal] | None:
+        for priority, queue in enumerate(self.queues):
+            if queue:
+                return priority, queue.popleft()
+        return None
+
+    def _serve(self) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        while True:
+            try:
+                picked = self._next_signal()
+                if picked is None:
+                    self._idle = env.event()
+                    yield self._idle
+                    self._idle = None
+                    continue
+                priority, (arrival_s, on_done) = picked
+                wait_s = env.now - arrival_s
+                self._on_wait(priority, wait_s)
+                service_s = self._service_ms.next() / 1000.0 / self.capacity_factor
+                self.in_service = True
+                yield env.timeout(service_s)
+                self.in_service = False
+                self.signals_processed += 1
+                if on_done is not None:
+                    on_done(wait_s, service_s)
+            except simpy.Interrupt:
+                self._idle = None
+                assert self._back_up is not None
+                yield self._back_up
+
+
+class NodeModel:
+    """One CUCM node under a scenario's load, built on a SimPy environment; call `run()`."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        self.scenario = scenario
+        self.env = simpy.Environment()
+        self.rngs = spawn_generators(seed)
+        self.duration_s = scenario.duration_s
+        self.throttle = ThrottleStateMachine(scenario.throttling)
+        self.limiter = SccpEventLimiter(scenario.throttling.max_events_allowed)
+        self.alarms: list[Alarm] = []
+        self.epoch = 0  # incremented by every restart: callbacks from before it are void
+
+        self.wait_ms = LogHistogram()
+        self.wait_ms_by_priority = [LogHistogram() for _ in PRIORITIES]
+        self.dial_tone_delay_ms = LogHistogram()
+        self.router = SdlRouter(
+            self.env, DrawBuffer(scenario.node.signal_service_time_ms, self.rngs["service"]), self._record_wait
+        )
+        self._unit_exponential = Exponential(mean=1.0)
+        self._holding_s = DrawBuffer(scenario.load.holding_time_s, self.rngs["holding"])
+
+        # Per-second accumulators, reset by the sampler.
+        self._second_wait_sum_s = 0.0
+        self._second_starts = 0
+        self._second_calls_attempted = 0
+        self._second_calls_rejected = 0
+        self._processed_at_last_sample = 0
+
+        # Totals.
+        self.calls_attempted = 0
+        self.calls_accepted = 0
+        self.calls_rejected_throttled = 0
+        self.calls_failed_node_down = 0
+        self.signals_lost_restart = 0
+        self.signals_dropped_node_down = 0
+        self.skinny_devices_throttled = 0
+
+        devices = scenario.devices
+        self.device_state = bytearray([REGISTERED if devices.registered_at_start else UNREGISTERED] * devices.count)
+        self.registered_devices = devices.count if devices.registered_at_start else 0
+
+        self.seconds = SecondEnds(self.throttle, self.duration_s, BacklogLimit(
+            MAX_QUEUED_SIGNALS["signal"], "signal", scenario.name,
+            scenario.node.capacity_factor * 1000.0 / scenario.node.signal_service_time_ms.mean,
+            SIGNAL_COSTS.bytes_per_queued_signal,
+        ))
+        self.timeline = self.seconds.timeline
+        self.states = self.seconds.states
+        self._start_processes()
+
+    # ----------------------------------------------------------------- set-up
+    def _start_processes(self) -> None:
+        env, scenario = self.env, self.scenario
+        background_rng = self.rngs["background"]
+        for source in scenario.load.background:
+            if source.signals_per_s > 0:
+                env.process(self._poisson_signals(
+                    source.signals_per_s, PRIORITY_INDEX[source.priority], 0.0, float("inf"), background_rng
+                ))
+        for burst in scenario.disturbances:
+            if isinstance(burst, SignalBurst):
+                env.process(self._poisson_signals(
+                    burst.signals_per_s, PRIORITY_INDEX[burst.priority], burst.start_s, burst.end_s, self.rngs["bursts"]
+                ))
+        calls = CallRateProfile.from_scenario(scenario)
+        if calls.max_rate_per_s() > 0:
+            env.process(self._call_attempts(calls))
+        env.process(self._capacity_changes())
+        devices = scenario.devices
+        if devices.count:
+            env.process(self._keepalives())
+            if not devices.registered_at_start:
+                self._start_registration_storm()
+        first_chatty = 0
+        for group in devices.chatty:
+            for device in range(first_chatty, first_chatty + group.count):
+                env.process(self._chatty_device(device, group.events_per_s, group.start_s, group.end_s,
+                                                PRIORITY_INDEX[group.priority]))
+            first_chatty += group.count
+        self._sampler_process = env.process(self._sampler())
+
+    @property
+    def max_average_expected_delay_ms(self) -> float:
+        """The highest 10-second average the run saw (ms)."""
+        return self.seconds.max_average_expected_delay_ms
+
+    @property
+    def signals_processed(self) -> int:
+        """SDL signals whose service has ended."""
+        return self.router.signals_processed
+
+    def run(self, until_s: float) -> None:
+        """Advance the simulation to `until_s` (s); at or past the duration, run to the last sample.
+
+        A backlog past MAX_QUEUED_SIGNALS raises a WorkLimitError (as SimPy re-raises it: see `runner`).
+        """
+        if until_s < self.duration_s:
+            self.env.run(until=until_s)
+        elif self._sampler_process.is_alive:
+            self.env.run(until=self._sampler_process)
+
+    # ------------------------------------------------------------ the router
+    def _record_wait(self, priority: int, wait_s: float) -> None:
+        wait_ms = wait_s * 1000.0
+        self.wait_ms.add(wait_ms)
+        self.wait_ms_by_priority[priority].add(wait_ms)
+        self._second_wait_sum_s += wait_s
+        self._second_starts += 1
+
+    def _submit(self, priority: int, on_done: OnDone | None = None) -> None:
+        if not self.router.submit(priority, on_done):
+            self.signals_dropped_node_down += 1
+
+    def _capacity_changes(self) -> Generator[simpy.Event, Any, None]:
+        for t_s, factor in capacity_breakpoints(self.scenario):
+            if t_s > self.env.now:
+                yield self.env.timeout(t_s - self.env.now)
+            self.router.capacity_factor = factor
+
+    def _poisson_signals(
+        self, rate_per_s: float, priority: int, start_s: float, end_s: float, rng: np.random.Generator
+    ) -> Generator[simpy.Event, Any, None]:
+        gaps = DrawBuffer(self._unit_exponential, rng)
+        mean_gap_s = 1.0 / rate_per_s
+        env = self.env
+        if start_s > env.now:
+            yield env.timeout(start_s - env.now)
+        while True:
+            yield env.timeout(gaps.next() * mean_gap_s)
+            if env.now >= end_s:
+                return
+            self._submit(priority)
+
+    # ----------------------------------------------------------------- calls
+    def _call_attempts(self, calls: CallRateProfile) -> Generator[simpy.Event, Any, None]:
+        env, rng = self.env, self.rngs["calls"]
+        if self.scenario.load.call_arrivals == "constant":
+            while True:
+                rate = calls.rate_per_s(env.now)
+                if rate <= 0:
+                    yield env.timeout(1.0)
+                    continue
+                yield env.timeout(1.0 / rate)
+                self._call_attempt()
+        max_rate = calls.max_rate_per_s()
+        gaps = DrawBuffer(self._unit_exponential, rng)
+        uniforms: list[float] = []
+        while True:  # a time-varying Poisson process by thinning (Lewis & Shedler)
+            yield env.timeout(gaps.next() / max_rate)
+            if not uniforms:
+                uniforms = rng.random(4096).tolist()
+            if uniforms.pop() * max_rate < calls.rate_per_s(env.now):
+                self._call_attempt()
+
+    def _pick_device(self) -> int | None:
+        if not self.registered_devices:
+            return None
+        rng = self.rngs["devices"]
+        while True:  # rejection sampling: most devices are registered most of the time
+            device = int(rng.integers(len(self.device_state)))
+            if self.device_state[device] == REGISTERED:
+                return device
+
+    def _call_attempt(self) -> None:
+        self.calls_attempted += 1
+        self._second_calls_attempted += 1
+        if not self.router.up:
+            self.calls_failed_node_down += 1
+            return
+        device = self._pick_device()
+        load = self.scenario.load
+        if self.throttle.state is ThrottleState.CODE_YELLOW:
+            self.calls_rejected_throttled += 1
+            self._second_calls_rejected += 1
+            for _ in range(load.rejection_signals_per_call):
+                self._device_signal(device, NORMAL)
+            return
+        self.calls_accepted += 1
+        epoch = self.epoch
+
+        def dial_tone(wait_s: float, service_s: float) -> None:
+            self.dial_tone_delay_ms.add((wait_s + service_s) * 1000.0)
+            setup_signals = (load.setup_signals_per_call or 1) - 1
+            for _ in range(setup_signals):
+                self._device_signal(device, NORMAL)
+            holding_s = self._holding_s.next()
+            self.env.timeout(holding_s).callbacks.append(lambda _event: teardown())
+
+        def teardown() -> None:
+            if self.epoch != epoch:
+                return  # the node restarted during the call: it is gone
+            for _ in range(load.signals_per_call - (load.setup_signals_per_call or 1)):
+                self._device_signal(device, NORMAL)
+
+        self._device_signal(device, NORMAL, dial_tone)
+
+    # --------------------------------------------------------------- devices
+    def _device_signal(self, device: int | None, priority: int, on_done: OnDone | None = None) -> None:
+        """Queue a signal caused by `device` (None: no device), counting it as one SCCP event."""
+        self._submit(priority, on_done)
+        if device is None or not self.router.up:
+            return
+        total_events = self.limiter.record(device, self.env.now)
+        if total_events is not None:
+            self._throttle_device(device, total_events)
+
+    def _throttle_device(self, device: int, total_events: int) -> None:
+        self.skinny_devices_throttled += 1
+        self.alarms.append(Alarm(DEVICE_CLOSE_MAX_EVENTS_EXCEEDED, self.env.now, {
+            "DeviceName": f"SEP{device:012X}",
+            "TotalEventsReceived": total_events,
+            "MaxEventsAllowed": self.limiter.max_events_allowed,
+            "NumberOfSkinnyDeviceThrottled": self.skinny_devices_throttled,
+        }))
+        if self.device_state[device] == REGISTERED:
+            self.registered_devices -= 1
+        self.device_state[device] = UNREGISTERED
+        epoch = self.epoch
+        delay_s = self.scenario.devices.throttled_reregister_delay_s
+        self.env.timeout(delay_s).callbacks.append(functools.partial(self._register_callback, device, epoch))
+
+    def _register(self, device: int, epoch: int) -> None:
+        """Start `device`'s registration dialogue (unless a restart made this request void)."""
+        if epoch != self.epoch or self.device_state[device] != UNREGISTERED or not self.router.up:
+            return
+        self.device_state[device] = REGISTERING
+        remaining = self.scenario.devices.registration_signals - 1
+
+        def finish() -> None:
+            if epoch == self.epoch and self.device_state[device] == REGISTERING:
+                self.device_state[device] = REGISTERED
+                self.registered_devices += 1
+
+        def low_done(_wait_s: float, _service_s: float) -> None:
+            nonlocal remaining
+            remaining -= 1
+            if remaining == 0:
+                finish()
+
+        def initial_done(_wait_s: float, _service_s: float) -> None:
+            if epoch != self.epoch:
+                return
+            if remaining == 0:
+                finish()
+            for _ in range(remaining):
+                self._device_signal(device, LOW, low_done)
+
+        self._device_signal(device, LOWEST, initial_done)
+
+    def _start_registration_storm(self) -> None:
+        spread_s = self.scenario.devices.registration_spread_s
+        starts_s = self.rngs["registration"].uniform(0.0, spread_s, len(self.device_state))
+        epoch = self.epoch
+        for device, delay_s in enumerate(starts_s.tolist()):
+            self.env.timeout(delay_s).callbacks.append(functools.partial(self._register_callback, device, epoch))
+
+    def _register_callback(self, device: int, epoch: int, _event: simpy.Event) -> None:
+        self._register(device, epoch)
+
+    def _keepalives(self) -> Generator[simpy.Event, Any, None]:
+        """Every device sends a keepalive once per interval, at its own random phase, while registered."""
+        devices = self.scenario.devices
+        interval_s = devices.keepalive_interval_s
+        phases_s = self.rngs["keepalive_phase"].uniform(0.0, interval_s, devices.count)
+        order = np.argsort(phases_s, kind="stable").tolist()
+        sorted_phases_s = np.sort(phases_s).tolist()
+        priority = PRIORITY_INDEX[devices.keepalive_priority]
+        env = self.env
+        cycle_start_s = 0.0
+        while True:
+            for device, phase_s in zip(order, sorted_phases_s, strict=True):
+                send_s = cycle_start_s + phase_s
+                if send_s > env.now:
+                    yield env.timeout(send_s - env.now)
+                if self.device_state[device] == REGISTERED:
+                    self._device_signal(device, priority)
+            cycle_start_s += interval_s
+
+    def _chatty_device(
+        self, device: int, events_per_s: float, start_s: float, end_s: float, priority: int
+    ) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        gaps = DrawBuffer(self._unit_exponential, self.rngs["chatty"])
+        if start_s > env.now:
+            yield env.timeout(start_s - env.now)
+        while True:
+            yield env.timeout(gaps.next() / events_per_s)
+            if env.now >= end_s:
+                return
+            if self.device_state[device] == REGISTERED:
+                self._device_signal(device, priority)
+
+    # ------------------------------------------------------------- restarts
+    def _code_red(self) -> None:
+        """Code Red: the CallManager service restarts; everything in flight is lost."""
+        lost = self.router.crash()
+        self.signals_lost_restart += lost
+        self.epoch += 1
+        self.device_state[:] = bytes(len(self.device_state))
+        self.registered_devices = 0
+        self.limiter = SccpEventLimiter(self.scenario.throttling.max_events_allowed)
+        restart_s = self.scenario.node.restart_duration_s
+        self.env.timeout(restart_s).callbacks.append(lambda _event: self._back_online(lost))
+
+    def _back_online(self, lost: int) -> None:
+        self.router.restart()
+        self.throttle.reset()
+        self.alarms.append(Alarm(CALLMANAGER_ONLINE, self.env.now, {
+            "SignalsLostInRestart": lost,
+            "RestartDuration": self.scenario.node.restart_duration_s,
+        }))
+        self._start_registration_storm()
+
+    # --------------------------------------------------------------- sampler
+    def _sampler(self) -> Generator[simpy.Event, Any, None]:
+        """At the end of every second: take the expected-delay sample, feed throttling, write the row."""
+        env, router = self.env, self.router
+        for row in range(self.duration_s):
+            state_during_second = self.throttle.state
+            yield env.timeout(row + 1 - env.now)
+            now_s = float(row + 1)
+            delay_ms = expected_delay_ms(
+                self._second_starts, self._second_wait_sum_s, router.oldest_waiting_arrival_s(), now_s
+            )
+            sample = self.seconds.sample(
+                now_s, delay_ms, router.up, router.queue_depths(), self.calls_rejected_throttled
+            )
+            for alarm in sample.alarms:
+                self.alarms.append(alarm)
+                if alarm.name == CODE_RED_ENTRY:
+                    self._code_red()
+            self.seconds.write_row(row, state_during_second, delay_ms, sample, Readings(
+                router.queue_depths(), router.signals_processed - self._processed_at_last_sample,
+                self._second_calls_attempted, self._second_calls_rejected, self.skinny_devices_throttled,
+                self.registered_devices, router.capacity_factor,
+            ))
+            self._processed_at_last_sample = router.signals_processed
+            self._second_wait_sum_s = 0.0
+            self._second_starts = 0
+            self._second_calls_attempted = 0
+            self._second_calls_rejected = 0

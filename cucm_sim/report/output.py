@@ -1,0 +1,304 @@
+"""Writing a run's results to a directory, atomically.
+
+Owns the files of a result directory: summary.json, timeline.csv, alarms.csv, scenario.resolved.yaml,
+narrative.txt (the run's story, `cucm_sim.report.narrative`) and timeline.png, and reading one back (`read_run`).
+Everything is written into a staging directory beside DIR and moved into place only when complete, so
+DIR holds a whole result or nothing; an existing DIR is replaced only with `force`, and only when it is a
+run's result directory (the rules are `files`', shared by every command that writes).
+Numbers are formatted deterministically, so the same seed gives the same bytes (wall_s aside).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from cucm_sim.errors import UserError
+from cucm_sim.measures.metrics import METRICS, lookup
+from cucm_sim.measures.timeline import TIMELINE_COLUMNS
+from cucm_sim.report.files import DirectoryKind, PreparedDirectory, prepare_directory
+from cucm_sim.report.narrative import narrate, narrative_text
+from cucm_sim.rules.alarms import ALARM_COLUMNS, Alarm
+from cucm_sim.rules.throttling import ThrottleState
+from cucm_sim.run.simulation import RunResult
+from cucm_sim.scenario.loader import ScenarioDumper, parse_scenario, parse_yaml_text
+from cucm_sim.scenario.schema import Scenario
+
+RESULT_FILES = (
+    "summary.json", "timeline.csv", "alarms.csv", "scenario.resolved.yaml", "narrative.txt", "timeline.png",
+)
+SUMMARY_KEYS = ("scenario", "seed", "duration_s", "engine")
+"""summary.json's keys besides the metrics (`metrics.METRICS`), all of which it holds too."""
+SUMMARY_KEYS_SHOWN = 6
+RUN_FILES = ("summary.json", "timeline.csv", "alarms.csv", "scenario.resolved.yaml")
+"""The files `read_run` needs: everything but the story and the plot, which are made from them."""
+_INTEGER_COLUMNS = {
+    "t_s", "throttling_sample_activity", "queue_high", "queue_normal", "queue_low", "queue_lowest",
+    "signals_processed", "calls_attempted", "calls_rejected", "skinny_devices_throttled", "registered_devices",
+}
+
+
+RUN_DIRECTORY = DirectoryKind("cucm-sim run", frozenset(RESULT_FILES), "summary.json")
+"""A run's result directory, as --force recognises it (`files.DirectoryKind`)."""
+
+
+def prepare_output_dir(out_dir: Path, force: bool) -> PreparedDirectory:
+    """Check and claim `out_dir` before a run (see `files.prepare_directory`); pass it to `write_results`."""
+    return prepare_directory(out_dir, RUN_DIRECTORY, force=force)
+
+
+def write_results(result: RunResult, out_dir: Path | PreparedDirectory, *, force: bool = False,
+                  plots: bool = True) -> list[Path]:
+    """Write `result` into `out_dir` atomically (a path, or one `prepare_output_dir` claimed before the run);
+    return the files written (their final paths).  An existing directory is replaced only with `force`, and
+    only if it is a run's result directory."""
+    def write(staging: Path) -> list[str]:
+        return _write_all(result, staging, plots)
+
+    if isinstance(out_dir, PreparedDirectory):
+        with out_dir:
+            return out_dir.fill(write)
+    with prepare_output_dir(out_dir, force) as prepared:
+        return prepared.fill(write)
+
+
+def _write_all(result: RunResult, directory: Path, plots: bool) -> list[str]:
+    texts = _result_texts(result)
+    for name, text in texts.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    (directory / "narrative.txt").write_text(_narrative_of(texts, str(directory)), encoding="utf-8")
+    names = [*texts, "narrative.txt"]
+    if plots:
+        from cucm_sim.report.plotting import plot_timeline  # matplotlib is slow to import: only when plotting
+
+        plot_timeline(result.timeline, result.alarms, result.scenario.throttling,
+                      f"{result.scenario.name} (seed {result.seed})", directory / "timeline.png")
+        names.append("timeline.png")
+    return names
+
+
+def summary_json(summary: Any) -> str:
+    """The summary as pretty JSON (NaN is not JSON: it is refused)."""
+    return json.dumps(summary, indent=2, allow_nan=False) + "\n"
+
+
+def _number(value: float, integer: bool) -> str:
+    if integer:
+        return str(int(value))
+    if math.isnan(value):
+        return ""
+    return f"{value:.4f}"
+
+
+def _csv_text(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def timeline_csv(result: RunResult) -> str:
+    """timeline.csv: one row per simulated second, columns TIMELINE_COLUMNS."""
+    columns = []
+    for name in TIMELINE_COLUMNS:
+        values = result.timeline[name]
+        if name == "state":
+            columns.append([str(v) for v in values])
+        else:
+            columns.append([_number(v, name in _INTEGER_COLUMNS) for v in values.tolist()])
+    return _csv_text(TIMELINE_COLUMNS, zip(*columns, strict=True))
+
+
+def alarms_csv(result: RunResult) -> str:
+    """alarms.csv: one row per alarm: t_s, alarm, then every Cisco parameter (blank where not carried)."""
+    header = ["t_s", "alarm", *ALARM_COLUMNS]
+    rows = []
+    for alarm in result.alarms:
+        row = [f"{alarm.t_s:.3f}", alarm.name]
+        for name in ALARM_COLUMNS:
+            value = alarm.params.get(name, "")
+            if isinstance(value, float):
+                value = f"{value:.4f}"
+            row.append(str(value))
+        rows.append(row)
+    return _csv_text(header, rows)
+
+
+def resolved_yaml(scenario: Scenario) -> str:
+    """The scenario with every default filled in and its concrete seed: running it reproduces the run."""
+    header = (
+        f"# Resolved scenario {scenario.name!r}: every default filled in, seed made concrete.\n"
+        "# Running this file again reproduces the same summary (wall time aside).\n"
+    )
+    # ScenarioDumper quotes a string the loader would read back as a number ('1e3': a float to YAML 1.2)
+    return header + yaml.dump(scenario.model_dump(mode="json"), Dumper=ScenarioDumper, sort_keys=False,
+                              allow_unicode=True)
+
+
+# ------------------------------------------------------------------ the story, and reading a run back
+def _result_texts(result: RunResult) -> dict[str, str]:
+    """The text files of a result, by name, as `write_results` writes them."""
+    return {
+        "summary.json": summary_json(result.summary),
+        "timeline.csv": timeline_csv(result),
+        "alarms.csv": alarms_csv(result),
+        "scenario.resolved.yaml": resolved_yaml(result.scenario),
+    }
+
+
+def _narrative_of(texts: dict[str, str], where: str) -> str:
+    # The story is told from the files as written (numbers rounded as they are there), so that
+    # `cucm-sim explain DIR`, which reads them back, tells byte for byte the story narrative.txt holds.
+    scenario = parse_resolved_yaml(texts["scenario.resolved.yaml"], f"{where}/scenario.resolved.yaml")
+    timeline = parse_timeline_csv(texts["timeline.csv"], f"{where}/timeline.csv")
+    alarms = parse_alarms_csv(texts["alarms.csv"], f"{where}/alarms.csv")
+    summary = parse_summary_json(texts["summary.json"], f"{where}/summary.json")
+    return narrative_text(narrate(scenario, timeline, alarms, summary))
+
+
+def narrative_for(result: RunResult) -> str:
+    """The story of `result` exactly as narrative.txt holds it (told from the written files' numbers)."""
+    return _narrative_of(_result_texts(result), result.scenario.name)
+
+
+def read_run(run_dir: Path) -> RunResult:
+    """Read a result directory written by `write_results` back into a `RunResult`.
+
+    The scenario comes from scenario.resolved.yaml, the summary from summary.json, the per-second timeline
+    from timeline.csv (numeric columns as float64 arrays, `state` as a str array) and the alarms from
+    alarms.csv; `wall_s` is the summary's.  A missing directory, a missing file or a malformed one raises
+    UserError naming it.
+    """
+    if not run_dir.exists():
+        raise UserError([f"{run_dir}: no such directory; give a result directory written by `cucm-sim run`"])
+    if not run_dir.is_dir():
+        raise UserError([f"{run_dir}: not a directory; give a result directory written by `cucm-sim run`"])
+    missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
+    if len(missing) == 1:
+        raise UserError([f"{run_dir / missing[0]}: no such file; {run_dir} is not a complete result directory "
+                         "(write it again with `cucm-sim run`)"])
+    if missing:
+        raise UserError([f"{run_dir}: not a result directory of `cucm-sim run`: no {', '.join(missing)}"])
+    texts = {name: _read_text(run_dir / name) for name in RUN_FILES}
+    scenario = parse_resolved_yaml(texts["scenario.resolved.yaml"], str(run_dir / "scenario.resolved.yaml"))
+    summary = parse_summary_json(texts["summary.json"], str(run_dir / "summary.json"))
+    timeline = parse_timeline_csv(texts["timeline.csv"], str(run_dir / "timeline.csv"))
+    alarms = parse_alarms_csv(texts["alarms.csv"], str(run_dir / "alarms.csv"))
+    rows = len(timeline["t_s"])
+    if rows != scenario.duration_s:
+        raise UserError([f"{run_dir / 'timeline.csv'}: {rows} rows, but the run lasted {scenario.duration_s} s "
+                         "(one row per second expected); the result directory is incomplete or mixed up"])
+    wall_s = summary.get("wall_s")
+    return RunResult(scenario, summary, timeline, tuple(alarms),
+                     float(wall_s) if isinstance(wall_s, int | float) else math.nan)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError([f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"]) from None
+    except OSError as error:
+        raise UserError([f"{path}: cannot read ({error.strerror})"]) from None
+
+
+def parse_resolved_yaml(text: str, source: str) -> Scenario:
+    """The scenario of scenario.resolved.yaml text; ScenarioError (a UserError) naming `source` if invalid."""
+    return parse_scenario(parse_yaml_text(text, source), source)
+
+
+def parse_summary_json(text: str, source: str) -> dict[str, Any]:
+    """The summary of summary.json text; UserError naming `source` unless it is a JSON object."""
+    try:
+        summary = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError([f"{source}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"]) from None
+    if not isinstance(summary, dict):
+        raise UserError([f"{source}: expected a JSON object (the run's summary), not {type(summary).__name__}"])
+    wrong = [key for key in SUMMARY_KEYS if key not in summary]
+    for metric in METRICS:
+        try:
+            lookup(summary, metric.path)
+        except (KeyError, TypeError):
+            wrong.append(metric.path)
+    if wrong:
+        shown = ", ".join(wrong[:SUMMARY_KEYS_SHOWN]) + (f" and {len(wrong) - SUMMARY_KEYS_SHOWN} more"
+                                                          if len(wrong) > SUMMARY_KEYS_SHOWN else "")
+        raise UserError([f"{source}: not the summary of a cucm-sim run: {shown} missing or not a number (write it "
+                         "again with `cucm-sim run`)"])
+    return summary
+
+
+def _csv_rows(text: str, source: str, header: list[str]) -> list[list[str]]:
+    """The data rows of CSV `text` whose first row must be `header`; UserError naming `source` otherwise."""
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as error:
+        raise UserError([f"{source}: invalid CSV ({error})"]) from None
+    if not rows or rows[0] != header:
+        raise UserError([f"{source}: line 1: expected the header {','.join(header)}"])
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise UserError([f"{source}: line {line}: {len(row)} fields, expected {len(header)}"])
+    return rows[1:]
+
+
+def _float(text: str, source: str, line: int, column: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError([f"{source}: line {line}: {column}: {text!r} is not a number"]) from None
+
+
+def parse_timeline_csv(text: str, source: str) -> dict[str, np.ndarray]:
+    """timeline.csv text as columns: `state` a str array, every other column float64 (blank = NaN)."""
+    rows = _csv_rows(text, source, list(TIMELINE_COLUMNS))
+    states = {state.value for state in ThrottleState}
+    columns: dict[str, np.ndarray] = {}
+    for index, name in enumerate(TIMELINE_COLUMNS):
+        cells = [row[index] for row in rows]
+        if name == "state":
+            for line, cell in enumerate(cells, start=2):
+                if cell not in states:
+                    raise UserError([f"{source}: line {line}: state: {cell!r} is not one of {sorted(states)}"])
+            columns[name] = np.array(cells, dtype=str)
+        else:
+            columns[name] = np.array(
+                [math.nan if cell == "" else _float(cell, source, line, name) for line, cell in enumerate(cells, 2)],
+                dtype=np.float64,
+            )
+    return columns
+
+
+def parse_alarms_csv(text: str, source: str) -> list[Alarm]:
+    """alarms.csv text as Alarm records: blank cells are parameters the alarm does not carry.
+
+    Whole numbers come back as int, the rest as float (at alarms.csv's four decimals); DeviceName as str.
+    """
+    rows = _csv_rows(text, source, ["t_s", "alarm", *ALARM_COLUMNS])
+    alarms = []
+    for line, row in enumerate(rows, start=2):
+        t_s = _float(row[0], source, line, "t_s")
+        if not math.isfinite(t_s) or not row[1]:
+            raise UserError([f"{source}: line {line}: needs a finite t_s and an alarm name"])
+        params: dict[str, float | int | str] = {}
+        for name, cell in zip(ALARM_COLUMNS, row[2:], strict=True):
+            if cell == "":
+                continue
+            if ALARM_COLUMNS[name] == "name":
+                params[name] = cell
+            elif cell.lstrip("-").isdigit():
+                params[name] = int(cell)
+            else:
+                params[name] = _float(cell, source, line, name)
+        alarms.append(Alarm(row[1], t_s, params))
+    return alarms

@@ -1,0 +1,516 @@
+"""The scenario schema: every field of a scenario YAML, with its unit, range, default and meaning.
+
+Frozen pydantic models with ``extra="forbid"`` (a typo is an error, never silently ignored).  Units are
+in the field names (`_ms`, `_s`, `_min`, `_pct`, `_per_s`); the model layer converts them once.
+Numbers no Cisco source gives (signals per call, service time, restart duration, registration cost)
+are inputs here with stated defaults, never constants in the model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import re
+import reprlib
+import secrets
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainValidator,
+    Strict,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from cucm_sim.measures.metrics import METRIC_PATHS
+from cucm_sim.rules.throttling import ThrottlingParams, WholeNumber
+from cucm_sim.scenario.distributions import Distribution, Exponential
+
+Priority = Literal["high", "normal", "low", "lowest"]
+PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low", "lowest")
+"""The four SDL queues, highest first (1-High .. 4-Lowest)."""
+
+MAX_DURATION_S = 30 * 86_400
+MAX_SEED = 2**64 - 1
+MAX_CALLS_PER_S = 10_000
+
+ProfileTime = Annotated[float, Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False, strict=True)]
+ProfileRate = Annotated[float, Field(ge=0, le=MAX_CALLS_PER_S, allow_inf_nan=False, strict=True)]
+ProfilePoint = Annotated[tuple[ProfileTime, ProfileRate], Strict(False)]
+"""[t_s, calls_per_s]: YAML writes it as a list, which only a lax tuple takes; its numbers stay strict."""
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def problem_at(path: str, problem: str) -> PydanticCustomError:
+    """A problem a model's validator finds in one of its keys, `path` (dotted, relative to the model, e.g.
+    'calls_profile.3'): the loader names that key, and its line, rather than the whole section."""
+    return PydanticCustomError("problem_at", "{at}: {problem}", {"at": path, "problem": problem})
+
+
+def _plain(value: float) -> str:
+    """A number for a message: whole numbers without a decimal point (5, not 5.0), others as written."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _no_control_characters(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(text: str) -> str:
+        found = pattern.search(text)
+        if found is not None:
+            escaped = found.group().encode("unicode_escape").decode("ascii")
+            raise ValueError(f"holds the control character {escaped} (character {found.start() + 1}); {what}")
+        return text
+
+    return AfterValidator(check)
+
+
+OneLineName = Annotated[str, _no_control_characters(_CONTROL, "a name is one line of printable text")]
+"""A name shown on one line (in a terminal, a file name, a plot title): no control character, tab and
+newline included."""
+Text = Annotated[str, _no_control_characters(_CONTROL_BUT_LINES, "text may hold newlines and tabs but no "
+                                             "other control character")]
+
+
+class _Section(BaseModel):
+    # strict: numbers must be numbers (an int is taken as a float; a whole-number field takes a float with
+    # no fractional part, see WholeNumber), booleans true/false and strings strings; nothing is coerced
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
+
+
+class _Window(_Section):
+    """Something active between `start_s` (inclusive) and `end_s` (exclusive)."""
+
+    start_s: float = Field(ge=0, le=MAX_DURATION_S, description="When it starts, seconds from the run's start (s).")
+    end_s: float = Field(gt=0, le=MAX_DURATION_S, description="When it ends, seconds from the run's start (s).")
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Self:
+        if self.end_s <= self.start_s:
+            raise problem_at("end_s", f"{_plain(self.end_s)} must be greater than start_s ({_plain(self.start_s)})")
+        return self
+
+
+class NodeParams(_Section):
+    """The CUCM node: one SDL router thread serving four strict-priority queues, non-preemptive."""
+
+    signal_service_time_ms: Distribution = Field(
+        default_factory=lambda: Exponential(mean=0.16),
+        description="Time the router thread spends on one SDL signal at full speed (ms). "
+        "No Cisco source gives it; calibrate from perfmon (busy time / QueueSignalsProcessed).",
+    )
+    capacity_factor: float = Field(
+        1.0, gt=0, le=10,
+        description="Baseline speed of the router thread (1.0 = nominal); disturbances multiply it.",
+    )
+    restart_duration_s: float = Field(
+        180, gt=0, le=3600,
+        description="How long the CallManager service takes to restart after Code Red (s). Not documented "
+        "by Cisco; a scenario input.",
+    )
+
+
+class BackgroundSource(_Section):
+    """A Poisson stream of SDL signals that are not modelled call by call."""
+
+    name: OneLineName = Field("background", min_length=1, max_length=64, description="Label for this source.")
+    signals_per_s: float = Field(ge=0, le=1e6, description="Mean arrival rate (signals/s).")
+    priority: Priority = Field("normal", description="SDL queue the signals wait in.")
+
+
+class LoadParams(_Section):
+    """Offered load: background signals and call attempts."""
+
+    background: list[BackgroundSource] = Field(
+        default_factory=list, max_length=32, description="Background Poisson signal sources."
+    )
+    calls_per_s: float | None = Field(
+        None, ge=0, le=10_000,
+        description="Constant call-attempt rate (calls/s). Give this or calls_profile, not both; neither = 0.",
+    )
+    calls_profile: list[ProfilePoint] | None = Field(
+        None, min_length=1, max_length=10_000,
+        description="Piecewise-linear call-attempt rate: points [t_s, calls_per_s], t_s increasing; "
+        "the rate holds its first/last value before/after the points (s, calls/s).",
+    )
+    call_arrivals: Literal["poisson", "constant"] = Field(
+        "poisson", description="Call-attempt arrival process: Poisson, or evenly spaced at the current rate."
+    )
+    signals_per_call: WholeNumber = Field(
+        12, ge=1, le=1000,
+        description="SDL signals an accepted call costs over its life, the off-hook signal included "
+        "(no Cisco figure; calibrate as QueueSignalsProcessed / calls per second).",
+    )
+    setup_signals_per_call: WholeNumber | None = Field(
+        None, ge=1, le=1000,
+        description="Of signals_per_call, how many are set-up signals (off-hook first, the rest right after "
+        "dial tone); the remainder come at teardown. Default: half, rounded up.",
+    )
+    rejection_signals_per_call: WholeNumber = Field(
+        1, ge=0, le=100,
+        description="Normal-priority signals a call rejected in Code Yellow still costs (the reorder tone).",
+    )
+    holding_time_s: Distribution = Field(
+        default_factory=lambda: Exponential(mean=180.0),
+        description="Call holding time, from dial tone to teardown (s). 180 s is a common assumption.",
+    )
+
+    @model_validator(mode="after")
+    def _check_calls(self) -> Self:
+        if self.calls_per_s is not None and self.calls_profile is not None:
+            raise ValueError("give calls_per_s or calls_profile, not both")
+        if self.calls_profile is not None:
+            for index, (earlier, later) in enumerate(itertools.pairwise(self.calls_profile), start=1):
+                if later[0] <= earlier[0]:
+                    raise problem_at(f"calls_profile.{index}", f"t_s {_plain(later[0])} is not after the "
+                                     f"previous point's t_s {_plain(earlier[0])}")
+        if self.setup_signals_per_call is None:
+            # The default follows the validated signals_per_call (40.0 in YAML is 40, so 20 here), hence after.
+            object.__setattr__(self, "setup_signals_per_call", math.ceil(self.signals_per_call / 2))
+            self.__pydantic_fields_set__.add("setup_signals_per_call")
+        elif self.setup_signals_per_call > self.signals_per_call:
+            raise problem_at("setup_signals_per_call", f"setup_signals_per_call ({self.setup_signals_per_call}) "
+                             f"cannot exceed signals_per_call ({self.signals_per_call})")
+        return self
+
+
+class ChattyDevices(_Window):
+    """Misbehaving SCCP phones that send far more events than normal between start_s and end_s."""
+
+    count: WholeNumber = Field(ge=1, le=10_000, description="How many devices misbehave (taken from devices.count).")
+    events_per_s: float = Field(gt=0, le=100_000, description="Events each sends per second, Poisson (events/s).")
+    priority: Priority = Field("normal", description="SDL queue their signals wait in.")
+
+
+class DevicesParams(_Section):
+    """SCCP phones registered to the node."""
+
+    count: WholeNumber = Field(0, ge=0, le=200_000, description="Registered devices (phones); 0 allowed.")
+    keepalive_interval_s: float = Field(
+        30, ge=1, le=3600, description="Station KeepAlive Interval: each device sends one keepalive per interval (s)."
+    )
+    keepalive_priority: Priority = Field(
+        "normal", description="SDL queue a station keepalive waits in (not documented by Cisco; assumption)."
+    )
+    registered_at_start: bool = Field(
+        True, description="True: devices are registered at t=0. False: a cold start, all register over "
+        "registration_spread_s (a registration storm)."
+    )
+    registration_signals: WholeNumber = Field(
+        10, ge=1, le=1000,
+        description="SDL signals one registration costs: the first in the lowest queue (initial request), "
+        "the rest in the low queue once it is handled.",
+    )
+    registration_spread_s: float = Field(
+        120, ge=0, le=3600,
+        description="After a restart (or a cold start), devices begin registering at uniformly random "
+        "times over this window (s).",
+    )
+    throttled_reregister_delay_s: float = Field(
+        10, ge=0, le=3600,
+        description="A device closed for exceeding Max Events Allowed starts re-registering this long after (s).",
+    )
+    chatty: list[ChattyDevices] = Field(default_factory=list, max_length=32, description="Misbehaving devices.")
+
+    @model_validator(mode="after")
+    def _chatty_fit(self) -> Self:
+        chatty_total = sum(group.count for group in self.chatty)
+        if chatty_total > self.count:
+            raise ValueError(f"chatty devices ({chatty_total}) exceed devices.count ({self.count})")
+        return self
+
+
+class CpuSlowdown(_Window):
+    """The router thread gets only `capacity_factor` of its speed (a backup job, tracing, disk I/O)."""
+
+    kind: Literal["cpu_slowdown"]
+    capacity_factor: float = Field(
+        gt=0, le=1, description="Share of nominal speed left (0.25 = a quarter); overlapping slowdowns multiply."
+    )
+
+
+class SignalBurst(_Window):
+    """Extra Poisson signals, e.g. a routing loop."""
+
+    kind: Literal["signal_burst"]
+    signals_per_s: float = Field(gt=0, le=1e6, description="Extra signals (signals/s).")
+    priority: Priority = Field("normal", description="SDL queue the extra signals wait in.")
+
+
+class CallSurge(_Window):
+    """Extra call attempts, e.g. a mass-calling event."""
+
+    kind: Literal["call_surge"]
+    calls_per_s: float = Field(gt=0, le=10_000, description="Extra call attempts (calls/s).")
+
+
+Disturbance = Annotated[CpuSlowdown | SignalBurst | CallSurge, Field(discriminator="kind")]
+
+
+class Bound(_Section):
+    """What a metric must be at the end of a run: at least `min`, at most `max`, or exactly `equals`.
+
+    Bounds are inclusive.  `equals` is an exact comparison, meant for counts; bound measured times and
+    delays with `min`/`max`.
+    """
+
+    min: float | None = Field(None, description="Smallest allowed value (inclusive), in the metric's unit.")
+    max: float | None = Field(None, description="Largest allowed value (inclusive), in the metric's unit.")
+    equals: float | None = Field(None, description="The exact value required (for counts), in the metric's unit.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if self.min is None and self.max is None and self.equals is None:
+            raise ValueError("give min, max, or equals")
+        if self.equals is not None and (self.min is not None or self.max is not None):
+            raise ValueError("give equals alone, or min and/or max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        return self
+
+    def holds(self, value: float | None) -> bool:
+        """Whether `value` meets this bound; a metric that did not happen (None) meets none."""
+        if value is None:
+            return False
+        if self.equals is not None:
+            return value == self.equals
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def miss(self, value: float | None) -> float | None:
+        """How far `value` lies outside the bound (0 inside it; None when the metric did not happen)."""
+        if value is None:
+            return None
+        if self.equals is not None:
+            return abs(value - self.equals)
+        below = self.min - value if self.min is not None else 0.0
+        above = value - self.max if self.max is not None else 0.0
+        return max(below, above, 0.0)
+
+    def describe(self) -> str:
+        """The bound as a person writes it: '<= 0.02', '>= 1', '== 0', '1 .. 5'."""
+        if self.equals is not None:
+            return f"== {_number(self.equals)}"
+        if self.min is not None and self.max is not None:
+            return f"{_number(self.min)} .. {_number(self.max)}"
+        if self.min is not None:
+            return f">= {_number(self.min)}"
+        return f"<= {_number(self.max)}"
+
+
+def _number(value: float | None) -> str:
+    return f"{value:g}"
+
+
+def _check_metric(name: str) -> str:
+    if name not in METRIC_PATHS:
+        close = difflib.get_close_matches(name, METRIC_PATHS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown metric {_SHORT.repr(name)}{hint}; valid metrics: {', '.join(sorted(METRIC_PATHS))}")
+    return name
+
+
+MetricName = Annotated[str, AfterValidator(_check_metric)]
+MAX_EXPECTATIONS = 1000
+
+
+def _at_most_entries(limit: int) -> BeforeValidator:
+    """Refuse a mapping of more than `limit` entries before its entries are validated: pydantic checks a dict's
+    max_length only after validating every key and value (60,000 unknown metric names took 10 s and 500 MB)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, dict) and len(value) > limit:
+            raise PydanticCustomError("too_long", "a mapping of at most {limit} entries is allowed, not {count}",
+                                      {"limit": limit, "count": f"{len(value):,}"})
+        return value
+
+    return BeforeValidator(check)
+
+
+# ------------------------------------------------------------------ sweeps (`cucm-sim sweep`)
+MAX_GRID_AXES = 8
+MAX_GRID_VALUES = 1000
+MAX_SWEEP_REPLICATIONS = 1000
+DEFAULT_SWEEP_METRICS: tuple[str, ...] = ("calls_rejected_fraction", "dial_tone_delay_ms.p95",
+                                          "time_in_state_s.CodeYellow")
+GRID_RANGE_TOLERANCE = Decimal("1e-9")
+"""A range's stop counts as reached when the steps land within this fraction of a step of it."""
+
+GridScalar = bool | int | float | str
+
+
+def _check_grid_value(value: Any) -> GridScalar:
+    if isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    raise ValueError("a grid value is a number, a string or true/false")
+
+
+GridValue = Annotated[
+    GridScalar, PlainValidator(_check_grid_value), WithJsonSchema({"type": ["number", "string", "boolean"]})
+]
+"""One value of a grid axis: a YAML scalar (number, string or boolean), kept as written, as --set would."""
+
+
+def _check_grid_key(key: str) -> str:
+    if not key or any(not part for part in key.split(".")):
+        raise ValueError(f"{_SHORT.repr(key)} is not a dotted scenario key (e.g. load.calls_per_s)")
+    if key == "seed":
+        raise ValueError("the seed cannot be a grid axis: every run's seed is derived from the scenario's; "
+                         "use replications for more seeds")
+    if key.split(".")[0] == "sweep":
+        raise ValueError(f"{_SHORT.repr(key)} cannot be a grid axis; sweep the scenario's settings")
+    return key
+
+
+GridKey = Annotated[str, AfterValidator(_check_grid_key)]
+
+
+def _distinct(values: list[GridScalar]) -> list[GridScalar]:
+    seen: list[GridScalar] = []
+    for value in values:
+        if any(value == earlier and type(value) is type(earlier) for earlier in seen):
+            raise ValueError(f"the value {_SHORT.repr(value)} is given twice")
+        seen.append(value)
+    return values
+
+
+GridList = Annotated[list[GridValue], Field(min_length=1, max_length=MAX_GRID_VALUES), AfterValidator(_distinct)]
+
+
+def _check_grid_number(value: Any) -> int | float:
+    if not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value):
+        return value
+    raise ValueError("expected a number")
+
+
+GridNumber = Annotated[int | float, PlainValidator(_check_grid_number), WithJsonSchema({"type": "number"})]
+
+
+class GridRange(_Section):
+    """Evenly spaced grid values: start, start + step, ... up to stop, inclusive.
+
+    Computed in decimal from the numbers as written, so 0.1 to 0.3 by 0.1 gives exactly 0.1, 0.2, 0.3; the
+    values are whole numbers when start, stop and step all are.
+    """
+
+    start: GridNumber = Field(description="The first value, in the unit of the swept field.")
+    stop: GridNumber = Field(
+        description="The last value, included when the steps land on it (within a billionth of a step)."
+    )
+    step: GridNumber = Field(description="The distance between values (> 0), in the unit of the swept field.")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> Self:
+        if self.step <= 0:
+            raise ValueError(f"step ({self.step}) must be greater than 0")
+        if self.stop < self.start:
+            raise ValueError(f"stop ({self.stop}) is below start ({self.start})")
+        if self.count() > MAX_GRID_VALUES:
+            raise ValueError(f"{self.count():,} values; an axis holds at most {MAX_GRID_VALUES}")
+        return self
+
+    def count(self) -> int:
+        """How many values the range holds."""
+        start, stop, step = map(_decimal, (self.start, self.stop, self.step))
+        return int((stop - start) / step + GRID_RANGE_TOLERANCE) + 1
+
+    def values(self) -> tuple[int | float, ...]:
+        """The values: ints when start, stop and step are all ints, floats otherwise."""
+        whole = all(isinstance(value, int) for value in (self.start, self.stop, self.step))
+        start, step = _decimal(self.start), _decimal(self.step)
+        exact = [start + index * step for index in range(self.count())]
+        return tuple(int(value) if whole else float(value) for value in exact)
+
+
+def _decimal(value: int | float) -> Decimal:
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(value))  # repr: the number as written
+
+
+def _grid_axis_kind(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "values"
+    if isinstance(value, dict | GridRange):
+        return "range"
+    return None
+
+
+GridAxisSpec = Annotated[
+    Annotated[GridList, Tag("values")] | Annotated[GridRange, Tag("range")],
+    Discriminator(_grid_axis_kind, custom_error_type="grid_axis",
+                  custom_error_message="expected a list of values, e.g. [2, 4, 8], or a range {start, stop, step}"),
+]
+"""A grid axis as written: a list of values or a range (the discriminator keeps errors to the kind given)."""
+
+
+class SweepSpec(_Section):
+    """What `cucm-sim sweep` varies: grid axes (dotted scenario keys to values), replications per grid point
+    and the metrics it plots.  `cucm-sim run` and `check` ignore it."""
+
+    grid: dict[GridKey, GridAxisSpec] = Field(
+        min_length=1, max_length=MAX_GRID_AXES,
+        description="The axes, in order (the last varies fastest): a dotted scenario key, as for --set, to a "
+        "list of values or a range {start, stop, step}; 1 to 8 axes of 1 to 1000 values each.",
+    )
+    replications: WholeNumber = Field(
+        3, ge=1, le=MAX_SWEEP_REPLICATIONS,
+        description="Runs per grid point, each with its own seed derived from the scenario seed, the point "
+        "and the replication.",
+    )
+    metrics: list[MetricName] = Field(
+        default_factory=lambda: list(DEFAULT_SWEEP_METRICS), min_length=1, max_length=len(METRIC_PATHS),
+        description="Metrics to plot (see `cucm-sim metrics`); runs.csv and points.csv hold every metric.",
+    )
+
+
+class Scenario(_Section):
+    """A whole simulation run: the node, its load, its devices, disturbances and service parameters."""
+
+    name: OneLineName = Field(min_length=1, max_length=128, description="Scenario name, used in outputs.")
+    description: Text = Field("", max_length=10_000, description="What the scenario shows.")
+    seed: WholeNumber | None = Field(
+        None, ge=0, le=MAX_SEED,
+        description="Root seed of every random stream. Absent: a concrete one is drawn and saved with the results.",
+    )
+    duration_s: WholeNumber = Field(ge=1, le=MAX_DURATION_S, description="Simulated time (s).")
+    engine: Literal["batched", "signal"] = Field(
+        "batched",
+        description="Simulation engine: 'batched' computes the router's work in blocks of seconds with numpy "
+        "(the default: same model, tens of times faster); 'signal' simulates every SDL signal as a SimPy "
+        "event (the reference; slow, but its event trace is the model itself).",
+    )
+    throttling: ThrottlingParams = Field(
+        default_factory=ThrottlingParams, description="Cisco CallManager call-throttling service parameters."
+    )
+    node: NodeParams = Field(default_factory=NodeParams, description="The CUCM node.")
+    load: LoadParams = Field(default_factory=LoadParams, description="Offered load.")
+    devices: DevicesParams = Field(default_factory=DevicesParams, description="SCCP devices.")
+    disturbances: list[Disturbance] = Field(
+        default_factory=list, max_length=256, description="Time-limited disturbances."
+    )
+    expect: Annotated[dict[MetricName, Bound], _at_most_entries(MAX_EXPECTATIONS)] = Field(
+        default_factory=dict, max_length=MAX_EXPECTATIONS,
+        description="Expectations `cucm-sim check` tests after the run: metric path (see `cucm-sim metrics`) "
+        "to a bound {min, max, equals}.",
+    )
+    sweep: SweepSpec | None = Field(
+        None, exclude=True,
+        description="What `cucm-sim sweep` varies (grid, replications, metrics); ignored by `run` and `check`, "
+        "and not part of a run's resolved scenario.",
+    )
+
+    def with_concrete_seed(self) -> Scenario:
+        """This scenario with a seed: its own, or a fresh random one that is then saved with the results."""
+        if self.seed is not None:
+            return self
+        return self.model_copy(update={"seed": secrets.randbits(63)})

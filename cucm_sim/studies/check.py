@@ -1,0 +1,263 @@
+"""Checking a scenario's `expect:` block: run it (over replications) and judge every bound.
+
+A check runs the scenario once per replication seed (`seeds.replication_seeds`: the scenario's own
+seed first, then seeds derived with `SeedSequence`), reads each expected metric from every run's summary
+and keeps all the values.  The rule, stated wherever results are shown: **a bound passes only if every
+replication meets it**.  The mean and a 95 % Student-t confidence interval over the replications are
+reported beside it, to show how close to the bound the scenario lives, but they never decide a result.
+A percentile (`metrics.HISTOGRAM_QUANTILES`) is read from a log histogram and is only known to within
+`stats.QUANTILE_RELATIVE_RESOLUTION` (±0.58 %); wherever its value is shown, that resolution is shown
+beside it.  Returns objects; the CLI, the JUnit writer and the pytest plugin present them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import as_completed
+from dataclasses import dataclass
+from typing import Any, Final
+
+from cucm_sim.measures.metrics import HISTOGRAM_QUANTILES, lookup
+from cucm_sim.measures.stats import QUANTILE_RELATIVE_RESOLUTION, QUANTILE_RESOLUTION_TEXT
+from cucm_sim.run.simulation import simulate
+from cucm_sim.scenario.schema import Bound, Scenario
+from cucm_sim.scenario.seeds import replication_seeds
+from cucm_sim.studies.processes import process_pool, stop_pool
+
+CONFIDENCE: Final = 0.95
+PASS_RULE: Final = "a bound passes only if every replication meets it"
+
+Progress = Callable[[float, float], None]
+"""Called as a check advances with (simulated s done, simulated s in all runs of the check)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation judged over all replications: the bound and every replication's value."""
+
+    metric: str
+    bound: Bound
+    values: tuple[float | None, ...]
+    seeds: tuple[int, ...]
+
+    @property
+    def passed(self) -> bool:
+        """True when every replication meets the bound."""
+        return all(self.bound.holds(value) for value in self.values)
+
+    @property
+    def failures(self) -> int:
+        """How many replications miss the bound."""
+        return sum(not self.bound.holds(value) for value in self.values)
+
+    @property
+    def worst_miss(self) -> float | None:
+        """The largest distance outside the bound over the replications (0 when all pass, None when the
+        metric did not happen in some replication)."""
+        misses = [self.bound.miss(value) for value in self.values]
+        if any(miss is None for miss in misses):
+            return None
+        return max(miss for miss in misses if miss is not None)
+
+    @property
+    def worst_seed(self) -> int:
+        """The seed of the replication furthest outside the bound (a None value counts as furthest)."""
+        misses = [self.bound.miss(value) for value in self.values]
+        ranked = [math.inf if miss is None else miss for miss in misses]
+        return self.seeds[ranked.index(max(ranked))]
+
+    def mean_and_half_width(self) -> tuple[float, float | None] | None:
+        """Mean over the replications and the half-width of its 95 % t interval (None for one replication);
+        None when the metric did not happen in some replication."""
+        values = [value for value in self.values if value is not None]
+        if len(values) < len(self.values):
+            return None
+        return mean_confidence_interval(values)
+
+    @property
+    def relative_resolution(self) -> float:
+        """How far each value may be from the exact one, as a fraction of it: the histogram's resolution
+        for a percentile (`metrics.HISTOGRAM_QUANTILES`), 0 for an exact metric (a count, mean or max)."""
+        return QUANTILE_RELATIVE_RESOLUTION if self.metric in HISTOGRAM_QUANTILES else 0.0
+
+    def describe_measured(self) -> str:
+        """The measured value: one number, or mean ± half-width [min .. max] over replications; for a
+        percentile followed by the histogram's resolution: '40.2 ± 0 [40.2 .. 40.2] (histogram resolution
+        ±0.58 %)'.
+
+        The ± is the Student-t interval of the replications' spread alone.  The resolution is shown beside
+        it, not added to it: the binning error is not independent between replications (values in one bin
+        share it), so it does not shrink with more replications and does not belong inside a t interval.
+        """
+        missing = sum(value is None for value in self.values)
+        if missing:
+            return f"did not happen ({missing} of {len(self.values)})" if len(self.values) > 1 else "did not happen"
+        values = [value for value in self.values if value is not None]
+        resolution = f" (histogram resolution {QUANTILE_RESOLUTION_TEXT})" if self.relative_resolution else ""
+        if len(values) == 1:
+            return format_value(values[0]) + resolution
+        mean, half_width = mean_confidence_interval(values)
+        assert half_width is not None
+        return (f"{format_value(mean)} ± {format_value(half_width)} "
+                f"[{format_value(min(values))} .. {format_value(max(values))}]{resolution}")
+
+    def describe_replications(self) -> list[str]:
+        """One line per replication: 'seed 7: 12.5' (or 'did not happen')."""
+        return [
+            f"seed {seed}: {'did not happen' if value is None else format_value(value)}"
+            for seed, value in zip(self.seeds, self.values, strict=True)
+        ]
+
+    def describe_result(self) -> str:
+        """'pass', or what failed and by how much: 'FAIL: 0.013 above max (+65 %), 3 of 5 replications'; a
+        percentile that misses by no more than the histogram's resolution adds '; within the histogram
+        resolution (±0.58 %)' (its exact value may meet the bound)."""
+        if self.passed:
+            return "pass"
+        of = f", {self.failures} of {len(self.values)} replications" if len(self.values) > 1 else ""
+        miss = self.worst_miss
+        if miss is None:
+            return f"FAIL: did not happen{of}"
+        bound = self.bound
+        if bound.equals is not None:
+            return f"FAIL: off by {format_value(miss)}{of}"
+        values = [value for value in self.values if value is not None]
+        above = bound.max is not None and max(values) > bound.max
+        limit = bound.max if above else bound.min
+        assert limit is not None
+        side = "above max" if above else "below min"
+        relative = f" ({'+' if above else '-'}{miss / abs(limit) * 100:.0f} %)" if limit else ""
+        worst = max(values) if above else min(values)
+        near = (f"; within the histogram resolution ({QUANTILE_RESOLUTION_TEXT})"
+                if miss <= self.relative_resolution * abs(worst) else "")
+        return f"FAIL: {format_value(miss)} {side}{relative}{of}{near}"
+
+
+@dataclass(frozen=True)
+class ScenarioCheck:
+    """A scenario's check: where it came from, the seeds it ran with and every expectation's outcome."""
+
+    source: str
+    scenario: Scenario
+    seeds: tuple[int, ...]
+    outcomes: tuple[Outcome, ...]
+    wall_s: float
+
+    @property
+    def passed(self) -> bool:
+        """True when every expectation passed."""
+        return all(outcome.passed for outcome in self.outcomes)
+
+
+def mean_confidence_interval(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean of `values` and the half-width of its 95 % Student-t confidence interval (None for one value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, None
+    from scipy import stats as scipy_stats  # slow to import: not in every worker a pool or Dask spawns
+
+    t_quantile = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df=len(values) - 1))
+    return mean, t_quantile * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def evaluate(
+    expect: Mapping[str, Bound], summaries: Sequence[Mapping[str, Any]], seeds: Sequence[int]
+) -> tuple[Outcome, ...]:
+    """Judge every expectation against the summaries of the replications (one summary per seed)."""
+    if len(summaries) != len(seeds) or not summaries:
+        raise ValueError(f"need one summary per seed, got {len(summaries)} summaries and {len(seeds)} seeds")
+    return tuple(
+        Outcome(metric, bound, tuple(lookup(summary, metric) for summary in summaries), tuple(seeds))
+        for metric, bound in expect.items()
+    )
+
+
+def check_scenario(scenario: Scenario, source: str, replications: int = 1) -> ScenarioCheck:
+    """Run `scenario` `replications` times and judge its `expect:` block (seed made concrete first)."""
+    return check_scenarios([(source, scenario)], replications)[0]
+
+
+def check_scenarios(
+    scenarios: Sequence[tuple[str, Scenario]],
+    replications: int = 1,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> list[ScenarioCheck]:
+    """Check each (source, scenario), running all their replications on `workers` processes.
+
+    With one worker the runs happen here, in order, and `progress` hears about every simulated stretch;
+    with more, the runs go to a process pool and `progress` hears about each finished run.  Results do
+    not depend on the number of workers: each run's seed is fixed before any run starts.
+    """
+    concrete = [(source, scenario.with_concrete_seed()) for source, scenario in scenarios]
+    seeds_of = [replication_seeds(_seed(scenario), replications) for _, scenario in concrete]
+    jobs = [
+        scenario.model_copy(update={"seed": seed})
+        for (_, scenario), seeds in zip(concrete, seeds_of, strict=True)
+        for seed in seeds
+    ]
+    total_s = float(sum(job.duration_s for job in jobs))
+    if workers <= 1 or len(jobs) == 1:
+        summaries = _run_here(jobs, total_s, progress)
+    else:
+        summaries = _run_in_pool(jobs, total_s, workers, progress)
+    checks = []
+    for index, ((source, scenario), seeds) in enumerate(zip(concrete, seeds_of, strict=True)):
+        mine = summaries[index * replications:(index + 1) * replications]
+        wall_s = sum(float(summary["wall_s"]) for summary in mine)
+        checks.append(ScenarioCheck(source, scenario, tuple(seeds), evaluate(scenario.expect, mine, seeds), wall_s))
+    return checks
+
+
+def _seed(scenario: Scenario) -> int:
+    assert scenario.seed is not None
+    return scenario.seed
+
+
+def _run_here(jobs: list[Scenario], total_s: float, progress: Progress | None) -> list[Mapping[str, Any]]:
+    summaries = []
+    done_before_s = 0.0
+    for job in jobs:
+        callback = None if progress is None else _shifted(progress, done_before_s, total_s)
+        summaries.append(simulate(job, progress=callback).summary)
+        done_before_s += job.duration_s
+    return summaries
+
+
+def _shifted(progress: Progress, done_before_s: float, total_s: float) -> Callable[[float, float], None]:
+    return lambda done_s, _run_s: progress(done_before_s + done_s, total_s)
+
+
+def _run_in_pool(jobs: list[Scenario], total_s: float, workers: int,
+                 progress: Progress | None) -> list[Mapping[str, Any]]:
+    summaries: list[Mapping[str, Any] | None] = [None] * len(jobs)
+    done_s = 0.0
+    pool = process_pool(min(workers, len(jobs)))  # spawned workers that end with this process
+    try:
+        futures = {pool.submit(_summary_of, job): index for index, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            index = futures[future]
+            summaries[index] = future.result()
+            done_s += jobs[index].duration_s
+            if progress is not None:
+                progress(done_s, total_s)
+    except BaseException:
+        stop_pool(pool, at_once=True)  # Ctrl-C, SIGTERM or a failed run: the other runs are of no use
+        raise
+    stop_pool(pool)
+    return [summary for summary in summaries if summary is not None]
+
+
+def _summary_of(scenario: Scenario) -> Mapping[str, Any]:
+    return dict(simulate(scenario).summary)
+
+
+def format_value(value: float) -> str:
+    """A metric value for people: integers with thousands separators, others to 4 significant digits."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
