@@ -8,6 +8,7 @@ import pytest
 from cucm_sim import Scenario
 from cucm_sim.engine.batched import node as batched_model
 from cucm_sim.sdl.block import MIN_SERVICE_S, ServiceDraws
+from cucm_sim.world.world import NodeSetup, World
 
 
 def test_a_storm_with_a_sub_nanosecond_service_settles(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,9 +22,11 @@ def test_a_storm_with_a_sub_nanosecond_service_settles(monkeypatch: pytest.Monke
         "load": {"background": [{"signals_per_s": 4000}], "calls_per_s": 10, "signals_per_call": 12},
         "devices": {"count": 2000, "registered_at_start": False, "registration_spread_s": 20},
     })
-    model = batched_model.BatchedNodeModel(scenario, 10033762954876074632)
-    model.run(10)
-    assert model.registered_devices > 0
+    world = World([NodeSetup(scenario, np.random.SeedSequence(10033762954876074632))])
+    world.run(10)
+    model = world.nodes[0].engine
+    assert isinstance(model, batched_model.BatchedNodeModel)
+    assert model.counters().registered_devices > 0
     assert model.passes < 400
 
 

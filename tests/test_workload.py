@@ -15,10 +15,12 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from cucm_sim import Scenario, simulate
 from cucm_sim.engine.batched import node as batched_model
+from cucm_sim.engine.vocabulary import BATCHED_STREAMS, spawn_streams
 from cucm_sim.errors import UserError, WorkLimitError
 from cucm_sim.scenario import workload
 from cucm_sim.scenario.loader import load_scenario
@@ -150,7 +152,8 @@ def test_a_heavy_load_gets_shorter_blocks() -> None:
     # 1e6 signals/s x 120 bytes held per signal: 4 s stay under MAX_BLOCK_BYTES (512 MiB), 8 would not.
     flood = _flood("batched", duration_s=10)
     assert batched_block_seconds(flood) == 4
-    assert batched_model.BatchedNodeModel(flood, 1)._span_limit == 4
+    streams = spawn_streams(np.random.SeedSequence(1), BATCHED_STREAMS)
+    assert batched_model.BatchedNodeModel(flood, streams)._span_limit == 4
     assert estimate_run(_chatty("batched")).block_s == 1
 
 

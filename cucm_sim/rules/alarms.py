@@ -60,3 +60,29 @@ class Alarm:
     def with_params(self, **extra: float | int | str) -> Alarm:
         """A copy of this alarm with more parameters (e.g. queue depths known only to the model)."""
         return Alarm(self.name, self.t_s, {**self.params, **extra})
+
+
+def device_name(device: int) -> str:
+    """The SCCP device name a simulated phone goes by: SEP and its index as 12 hex digits."""
+    return f"SEP{device:012X}"
+
+
+def device_closed(
+    t_s: float, device: int, total_events: int, max_events_allowed: int, throttled_so_far: int
+) -> Alarm:
+    """DeviceCloseMaxEventsExceeded: `device` sent `total_events` in the SCCP window, past the limit;
+    `throttled_so_far` counts this closure."""
+    return Alarm(DEVICE_CLOSE_MAX_EVENTS_EXCEEDED, t_s, {
+        "DeviceName": device_name(device),
+        "TotalEventsReceived": total_events,
+        "MaxEventsAllowed": max_events_allowed,
+        "NumberOfSkinnyDeviceThrottled": throttled_so_far,
+    })
+
+
+def callmanager_online(t_s: float, signals_lost: int, restart_duration_s: float) -> Alarm:
+    """CallManagerOnline: the service is back `restart_duration_s` after a Code Red that lost `signals_lost`."""
+    return Alarm(CALLMANAGER_ONLINE, t_s, {
+        "SignalsLostInRestart": signals_lost,
+        "RestartDuration": restart_duration_s,
+    })

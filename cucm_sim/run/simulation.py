@@ -1,7 +1,7 @@
-"""Run a scenario: build the model, run it, collect one immutable result.
+"""Run a scenario: build its world, run it, collect one immutable result.
 
 The lifecycle (after desmod): the seed is made concrete first, so the result's scenario reproduces the
-run; the model runs in chunks so a caller can show progress; the result carries the resolved scenario,
+run; the world runs in chunks so a caller can show progress; the result carries the resolved scenario,
 the summary (the same dict summary.json holds), the per-second timeline, the alarms and the wall time.
 A run that outgrows its limits (the backlog bound, or memory) ends in a `WorkLimitError`, never a
 MemoryError.  Writes nothing: `output` writes files.
@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from cucm_sim.engine.batched.node import BatchedNodeModel
-from cucm_sim.engine.signal.node import NodeModel
+from cucm_sim.engine.interface import NodeCounters
 from cucm_sim.errors import WorkLimitError
 from cucm_sim.measures.metrics import derived_metrics
 from cucm_sim.rules.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
 from cucm_sim.rules.throttling import ThrottleState
 from cucm_sim.scenario.schema import PRIORITIES, Scenario
 from cucm_sim.scenario.workload import out_of_memory
+from cucm_sim.world.world import NodeSetup, World, node_seeds
 
 ProgressCallback = Callable[[float, float], None]
 """Called as the run advances with (simulated seconds done, simulated seconds in all)."""
@@ -53,32 +53,32 @@ def simulate(scenario: Scenario, progress: ProgressCallback | None = None) -> Ru
     scenario = scenario.with_concrete_seed()
     assert scenario.seed is not None
     started = time.perf_counter()
-    engine = BatchedNodeModel if scenario.engine == "batched" else NodeModel
     step_s = max(1.0, scenario.duration_s / PROGRESS_STEPS)
     done_s = 0.0
-    model: NodeModel | BatchedNodeModel = engine(scenario, scenario.seed)
+    world = World([NodeSetup(scenario, node_seeds(scenario.seed, 1)[0])])
     try:
         while done_s < scenario.duration_s:
             done_s = min(done_s + step_s, float(scenario.duration_s))
-            model.run(done_s)
+            world.run(done_s)
             if progress is not None:
                 progress(done_s, float(scenario.duration_s))
     except WorkLimitError as copy:  # SimPy re-raises a copy made from the args: the original keeps its lines
         raise copy.__cause__ if isinstance(copy.__cause__, WorkLimitError) else copy from None
     except MemoryError as error:  # never a traceback: the run ends with what it was doing and its estimate
-        raise out_of_memory(scenario, model.env.now, error) from error
+        raise out_of_memory(scenario, world.now_s, error) from error
     wall_s = time.perf_counter() - started
-    timeline = {"state": model.states, **model.timeline}
-    alarms = tuple(model.alarms)
-    summary = summarize(scenario, model, alarms, wall_s)
-    return RunResult(scenario, summary, timeline, alarms, wall_s)
+    node = world.nodes[0]
+    counters = node.engine.counters()
+    alarms = tuple(node.alarms)
+    summary = summarize(scenario, counters, alarms, wall_s)
+    return RunResult(scenario, summary, {"state": counters.states, **counters.timeline}, alarms, wall_s)
 
 
 def summarize(
-    scenario: Scenario, model: NodeModel | BatchedNodeModel, alarms: tuple[Alarm, ...], wall_s: float
+    scenario: Scenario, counters: NodeCounters, alarms: tuple[Alarm, ...], wall_s: float
 ) -> dict[str, Any]:
     """The run's summary: counts, delays (ms), time in each state (s) and the derived metrics (see `metrics`)."""
-    states, counts = np.unique(model.states, return_counts=True)
+    states, counts = np.unique(counters.states, return_counts=True)
     in_state = dict(zip(states.tolist(), counts.tolist(), strict=True))
     names = [alarm.name for alarm in alarms]
     summary: dict[str, Any] = {
@@ -90,21 +90,21 @@ def summarize(
         "code_yellow_entries": names.count(CODE_YELLOW_ENTRY),
         "code_yellow_exits": names.count(CODE_YELLOW_EXIT),
         "code_red_entries": names.count(CODE_RED_ENTRY),
-        "calls_attempted": model.calls_attempted,
-        "calls_accepted": model.calls_accepted,
-        "calls_rejected_throttled": model.calls_rejected_throttled,
-        "calls_failed_node_down": model.calls_failed_node_down,
-        "dial_tone_delay_ms": model.dial_tone_delay_ms.describe(),
-        "signals_processed": model.signals_processed,
-        "signals_lost_restart": model.signals_lost_restart,
-        "signals_dropped_node_down": model.signals_dropped_node_down,
-        "signal_wait_ms": model.wait_ms.describe(),
+        "calls_attempted": counters.calls_attempted,
+        "calls_accepted": counters.calls_accepted,
+        "calls_rejected_throttled": counters.calls_rejected_throttled,
+        "calls_failed_node_down": counters.calls_failed_node_down,
+        "dial_tone_delay_ms": counters.dial_tone_delay_ms.describe(),
+        "signals_processed": counters.signals_processed,
+        "signals_lost_restart": counters.signals_lost_restart,
+        "signals_dropped_node_down": counters.signals_dropped_node_down,
+        "signal_wait_ms": counters.wait_ms.describe(),
         "signal_wait_ms_by_priority": {
             name: {"count": hist.count, "mean": hist.mean, "p95": hist.quantile(0.95)}
-            for name, hist in zip(PRIORITIES, model.wait_ms_by_priority, strict=True)
+            for name, hist in zip(PRIORITIES, counters.wait_ms_by_priority, strict=True)
         },
-        "max_average_expected_delay_ms": model.max_average_expected_delay_ms,
-        "skinny_devices_throttled": model.skinny_devices_throttled,
-        "registered_devices_at_end": model.registered_devices,
+        "max_average_expected_delay_ms": counters.max_average_expected_delay_ms,
+        "skinny_devices_throttled": counters.skinny_devices_throttled,
+        "registered_devices_at_end": counters.registered_devices,
     }
     return {**summary, **derived_metrics(summary, alarms), "wall_s": wall_s}

@@ -35,26 +35,34 @@ import copy
 import heapq
 import itertools
 import math
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import simpy
 
 from cucm_sim.engine.batched.sources import CallAttemptTimes, KeepaliveTimes, PoissonTimes
+from cucm_sim.engine.devices import DeviceTable
+from cucm_sim.engine.interface import NodeCounters, OnAlarm, PhoneArrives, PhoneEvent
 from cucm_sim.engine.second_end import BacklogLimit, Readings, SecondEnds, expected_delay_ms
-from cucm_sim.measures.stats import LogHistogram
-from cucm_sim.rules.alarms import (
-    CALLMANAGER_ONLINE,
-    CODE_RED_ENTRY,
-    DEVICE_CLOSE_MAX_EVENTS_EXCEEDED,
-    Alarm,
+from cucm_sim.engine.vocabulary import (
+    BATCHED_STREAMS,
+    HIGH,
+    LOW,
+    LOWEST,
+    NORMAL,
+    PRIORITY_INDEX,
+    REGISTERED,
+    REGISTERING,
+    UNREGISTERED,
 )
+from cucm_sim.measures.stats import LogHistogram
+from cucm_sim.rules.alarms import CODE_RED_ENTRY, callmanager_online, device_closed
 from cucm_sim.rules.sccp import SCCP_WINDOW_S
 from cucm_sim.rules.throttling import ThrottleState, ThrottleStateMachine
 from cucm_sim.scenario.profiles import CallRateProfile, capacity_breakpoints, capacity_factor_at
-from cucm_sim.scenario.schema import PRIORITIES, Priority, Scenario, SignalBurst
+from cucm_sim.scenario.schema import PRIORITIES, Scenario, SignalBurst
 from cucm_sim.scenario.workload import BATCHED_COSTS, MAX_QUEUED_SIGNALS, batched_block_seconds
 from cucm_sim.sdl.block import (
     NO_TAG,
@@ -73,10 +81,6 @@ from cucm_sim.sdl.block import (
     tagged_ends_one_by_one,
 )
 
-HIGH, NORMAL, LOW, LOWEST = range(4)
-PRIORITY_INDEX: dict[Priority, int] = {name: index for index, name in enumerate(PRIORITIES)}
-UNREGISTERED, REGISTERING, REGISTERED = range(3)
-
 # A queued signal's tag says what waits for it: kind in the low 2 bits, a call or device id above.
 OFFHOOK, REG_INITIAL, REG_LOW = range(1, 4)
 _KIND_BITS = 2
@@ -87,8 +91,8 @@ _FIFO_FOLLOWS = frozenset({OFFHOOK})
 _REGISTRATION_FOLLOWS = frozenset({REG_INITIAL})
 _ALL_FOLLOWS = frozenset({OFFHOOK, REG_INITIAL})
 
-# Sparse events of a block, in this order when simultaneous.
-_COMPLETE, _CLOSE, _REGISTER, _TEARDOWN, _CALL = range(5)
+# Sparse events of a block, in this order when simultaneous (a phone that leaves: last).
+_COMPLETE, _CLOSE, _REGISTER, _TEARDOWN, _CALL, _LEAVE = range(6)
 
 CANDIDATES_PER_CALL = 4
 """Random devices drawn per call attempt; the first registered one makes the call (see `_pick_devices`)."""
@@ -108,11 +112,6 @@ MAX_SLOW_USES = 3
 CALM_ROWS = 16
 """After a state change inside a span, seconds computed one at a time before spans are tried again."""
 
-_STREAM_NAMES = (
-    "service", "background", "calls", "holding", "devices", "keepalive_phase", "chatty", "bursts", "registration",
-    "follow_on_service", "calls_thinning", "devices_fallback", "chatty_devices",
-)
-"""One generator each; background sources, bursts and chatty groups get one child each of theirs."""
 
 
 @dataclass
@@ -236,16 +235,19 @@ def _same_completions(a: list[tuple[float, int, float]], b: list[tuple[float, in
 
 
 class BatchedNodeModel:
-    """One CUCM node under a scenario's load, simulated in blocks; call `run()` (as `model.NodeModel`)."""
+    """One CUCM node under a scenario's load, simulated in blocks; `attach` it to a world (`engine.interface`).
 
-    def __init__(self, scenario: Scenario, seed: int) -> None:
+    Background sources, bursts and chatty groups get one child each of their stream's seed.
+    """
+
+    stream_names: ClassVar[tuple[str, ...]] = BATCHED_STREAMS
+
+    def __init__(self, scenario: Scenario, streams: Mapping[str, np.random.SeedSequence]) -> None:
         self.scenario = scenario
-        self.env = simpy.Environment()
-        children = dict(zip(_STREAM_NAMES, np.random.SeedSequence(seed).spawn(len(_STREAM_NAMES)), strict=True))
-        self.rngs = {name: np.random.default_rng(child) for name, child in children.items()}
+        self._streams = streams
+        self.rngs = {name: np.random.default_rng(streams[name]) for name in BATCHED_STREAMS if name != "registration"}
         self.duration_s = scenario.duration_s
         self.throttle = ThrottleStateMachine(scenario.throttling)
-        self.alarms: list[Alarm] = []
         self.wait_ms_by_priority = [LogHistogram() for _ in PRIORITIES]
         self.dial_tone_delay_ms = LogHistogram()
         self.router = RouterState.idle()
@@ -254,37 +256,21 @@ class BatchedNodeModel:
         self._breakpoints = capacity_breakpoints(scenario)
         self._cut_times_s = sorted(t for t, _ in self._breakpoints if t > 0)
 
-        load, devices = scenario.load, scenario.devices
+        load = scenario.load
         self._setup_signals = (load.setup_signals_per_call or 1) - 1
         self._teardown_signals = load.signals_per_call - (load.setup_signals_per_call or 1)
-        self._registration_rest = self.scenario.devices.registration_signals - 1  # low signals after the request
         self._background = self._streams_per_queue(
             [(s.signals_per_s, PRIORITY_INDEX[s.priority], 0.0, math.inf) for s in load.background],
-            children["background"],
+            streams["background"],
         )
         self._bursts = self._streams_per_queue(
             [(d.signals_per_s, PRIORITY_INDEX[d.priority], d.start_s, d.end_s)
              for d in scenario.disturbances if isinstance(d, SignalBurst)],
-            children["bursts"],
+            streams["bursts"],
         )
         self._calls = CallAttemptTimes(
             CallRateProfile.from_scenario(scenario), load.call_arrivals, self.rngs["calls"], self.rngs["calls_thinning"]
         )
-        self._keepalives = KeepaliveTimes(devices.count, devices.keepalive_interval_s, self.rngs["keepalive_phase"])
-        self._keepalive_queue = PRIORITY_INDEX[devices.keepalive_priority]
-        self._chatty: list[tuple[PoissonTimes, int, int, int, np.random.Generator]] = []
-        first = 0
-        for group, times_seed, devices_seed in zip(devices.chatty, children["chatty"].spawn(len(devices.chatty)),
-                                                   children["chatty_devices"].spawn(len(devices.chatty)), strict=True):
-            stream = PoissonTimes(group.count * group.events_per_s, np.random.default_rng(times_seed), group.start_s,
-                                  group.end_s)
-            self._chatty.append((stream, first, group.count, PRIORITY_INDEX[group.priority],
-                                 np.random.default_rng(devices_seed)))
-            first += group.count
-
-        self.device_state = np.full(devices.count, REGISTERED if devices.registered_at_start else UNREGISTERED,
-                                    dtype=np.int8)
-        self.registered_devices = devices.count if devices.registered_at_start else 0
         self._calls_in_progress: dict[int, tuple[int, float]] = {}
         self._next_call_id = 0
         self._timed: list[tuple[float, int, int, int, int]] = []  # heap of (t_s, kind, seq, device, count)
@@ -298,6 +284,7 @@ class BatchedNodeModel:
         self._ahead: dict[int, _Primary] = {}  # arrivals of seconds computed in a span that was undone
         self._calm_until_row = 0
         self._chained = False  # the last block computed needed the slow path
+        self._committed_s = 0.0  # the end of the last block made the past
 
         self.calls_attempted = 0
         self.calls_accepted = 0
@@ -318,29 +305,54 @@ class BatchedNodeModel:
         ))
         self.timeline = self.seconds.timeline
         self.states = self.seconds.states
-        if devices.count and not devices.registered_at_start:
-            self._registration_storm(0.0)
-        self._clock = self.env.process(self._run_blocks())
+
+    # ------------------------------------------------------------ the seam
+    def attach(self, env: simpy.Environment, phones: DeviceTable, on_alarm: OnAlarm) -> None:
+        """Join the world: serve `phones` on `env`'s clock, reporting every alarm to `on_alarm` once final."""
+        self.env = env
+        self.phones = phones
+        self._report = on_alarm
+        self._registration_rest = phones.registration_signals - 1  # low signals after the request
+        self._keepalives = KeepaliveTimes(len(phones), phones.keepalive_interval_s, self.rngs["keepalive_phase"])
+        self._keepalive_queue = phones.keepalive_queue
+        self._chatty: list[tuple[PoissonTimes, int, int, int, np.random.Generator]] = []
+        groups = phones.chatty
+        for group, times_seed, devices_seed in zip(groups, self._streams["chatty"].spawn(len(groups)),
+                                                   self._streams["chatty_devices"].spawn(len(groups)), strict=True):
+            stream = PoissonTimes(group.count * group.events_per_s, np.random.default_rng(times_seed), group.start_s,
+                                  group.end_s)
+            self._chatty.append((stream, group.first, group.count, group.queue, np.random.default_rng(devices_seed)))
+        self._clock = env.process(self._run_blocks())
+
+    def deliver(self, t_s: float, event: PhoneEvent) -> None:
+        """A phone arrives (starts registering) or leaves at `t_s`, no earlier than `committed_until_s()`."""
+        if t_s < self._committed_s:
+            raise ValueError(f"delivery at {t_s} s is in the past of the batched engine ({self._committed_s} s)")
+        kind = _REGISTER if isinstance(event, PhoneArrives) else _LEAVE
+        heapq.heappush(self._timed, (t_s, kind, next(self._seq), event.device, 0))
+
+    def committed_until_s(self) -> float:
+        """The end of the last block made the past (s): up to a span ahead of `env.now`."""
+        return self._committed_s
+
+    def limit_lookahead(self, seconds: int) -> None:
+        """Never compute a span of more than `seconds` (at least 1) ahead of the clock."""
+        self._span_limit = max(1, min(self._span_limit, seconds))
 
     @property
-    def max_average_expected_delay_ms(self) -> float:
-        """The highest 10-second average the run saw (ms)."""
-        return self.seconds.max_average_expected_delay_ms
+    def finished(self) -> simpy.Event:
+        """The clock's process: it ends with the last second's sample."""
+        return self._clock
 
-    @property
-    def wait_ms(self) -> LogHistogram:
-        """Every signal's wait (ms), all queues together."""
-        return LogHistogram.merged(self.wait_ms_by_priority)
-
-    def run(self, until_s: float) -> None:
-        """Advance the simulation to `until_s` (s); at or past the duration, run to the last sample.
-
-        A backlog past MAX_QUEUED_SIGNALS raises a WorkLimitError (as SimPy re-raises it: see `runner`).
-        """
-        if until_s < self.duration_s:
-            self.env.run(until=until_s)
-        elif self._clock.is_alive:
-            self.env.run(until=self._clock)
+    def counters(self) -> NodeCounters:
+        """The node's totals and timeline so far."""
+        return NodeCounters(
+            self.calls_attempted, self.calls_accepted, self.calls_rejected_throttled, self.calls_failed_node_down,
+            self.signals_processed, self.signals_lost_restart, self.signals_dropped_node_down,
+            self.skinny_devices_throttled, self.phones.registered, self.seconds.max_average_expected_delay_ms,
+            LogHistogram.merged(self.wait_ms_by_priority), tuple(self.wait_ms_by_priority), self.dial_tone_delay_ms,
+            self.states, self.timeline,
+        )
 
     # ---------------------------------------------------------------- set-up
     @staticmethod
@@ -351,12 +363,6 @@ class BatchedNodeModel:
         return [(PoissonTimes(rate, np.random.default_rng(child), start, end), queue)
                 for (rate, queue, start, end), child in zip(sources, seed.spawn(len(sources)), strict=True)
                 if rate > 0]
-
-    def _registration_storm(self, now_s: float) -> None:
-        spread_s = self.scenario.devices.registration_spread_s
-        starts_s = self.rngs["registration"].uniform(0.0, spread_s, len(self.device_state))
-        for device, delay_s in enumerate(starts_s.tolist()):
-            heapq.heappush(self._timed, (now_s + delay_s, _REGISTER, next(self._seq), device, 0))
 
     # ------------------------------------------------------------ the clock
     def _run_blocks(self) -> Generator[simpy.Event, Any, None]:
@@ -425,6 +431,7 @@ class BatchedNodeModel:
                         heapq.heappush(self._timed, event)
                     return False
         self._commit(t0_s, t1_s, plan, primary, decisions, tally)
+        self._committed_s = t1_s
         for index in range(rows):
             self._write_row(tally, index, index)
         return True
@@ -450,6 +457,7 @@ class BatchedNodeModel:
                 self.calls_failed_node_down += len(primary.call_s)
                 self.signals_dropped_node_down += sum(len(times_s) for times_s in primary.plain_s)
             tallies.append(tally)
+            self._committed_s = t1_s
             if self._back_at_s is not None and t1_s >= self._back_at_s:
                 self._back_online(t1_s)
             t0_s = t1_s
@@ -477,7 +485,7 @@ class BatchedNodeModel:
             times_s = stream.take(t0_s, t1_s)
             chatty.append((times_s, first + device_rng.integers(count, size=len(times_s))))
         call_s = self._calls.take(t0_s, t1_s)
-        devices = max(len(self.device_state), 1)
+        devices = max(len(self.phones.array), 1)
         candidates = self.rngs["devices"].integers(devices, size=(len(call_s), CANDIDATES_PER_CALL))
         fallback = self.rngs["devices_fallback"].random(len(call_s))
         holding_s = self.scenario.load.holding_time_s.sample(self.rngs["holding"], len(call_s))
@@ -723,11 +731,11 @@ class BatchedNodeModel:
             (calls_done if kind == _TEARDOWN else events).append((t_s, kind, next(seq), device, count, 0.0))
         heapq.heapify(events)
         in_yellow = self.throttle.state is ThrottleState.CODE_YELLOW
-        devices = self.scenario.devices
-        registered = self.registered_devices
+        reregister_delay_s = self.phones.reregister_delay_s
+        registered = self.phones.registered
 
         def state(device: int) -> int:
-            return d.state.get(device, int(self.device_state[device]))
+            return d.state.get(device, int(self.phones.array[device]))
 
         def set_state(device: int, t_s: float, new: int) -> None:
             nonlocal registered
@@ -787,28 +795,31 @@ class BatchedNodeModel:
                     signal(t_s, LOWEST, a, tag=a << _KIND_BITS | REG_INITIAL)
             elif kind == _TEARDOWN:
                 signal(t_s, NORMAL, a, count=b, queued=x == 0.0)
+            elif kind == _LEAVE:
+                if state(a) != UNREGISTERED:
+                    set_state(a, t_s, UNREGISTERED)
             else:  # _CLOSE
                 if state(a) != UNREGISTERED:
                     set_state(a, t_s, UNREGISTERED)
-                register_later(t_s + devices.throttled_reregister_delay_s, a)
+                register_later(t_s + reregister_delay_s, a)
 
         play(events)
         self._decide_calls(primary, d, in_yellow)
         heapq.heapify(calls_done)
         play(calls_done)
-        d.registered_delta = registered - self.registered_devices
+        d.registered_delta = registered - self.phones.registered
         d.keepalive_keep = self._registered_at(primary.keepalive_s, primary.keepalive_device, d)
         d.chatty_keep = [self._registered_at(times_s, ids, d) for times_s, ids in primary.chatty]
         return d
 
     def _registered_at(self, times_s: np.ndarray, ids: np.ndarray, d: _Decisions) -> np.ndarray:
         """For each device event (time, device): was the device registered then?"""
-        keep: np.ndarray = self.device_state[ids] == REGISTERED
+        keep: np.ndarray = self.phones.array[ids] == REGISTERED
         for device, changes in d.changes.items():
             mine = np.flatnonzero(ids == device)
             if len(mine):
                 change_s = np.array([t for t, _ in changes])
-                states = np.array([int(self.device_state[device])] + [s for _, s in changes])
+                states = np.array([int(self.phones.array[device])] + [s for _, s in changes])
                 # An event at a change's own time came before it (the event that closed a device was sent).
                 keep[mine] = states[np.searchsorted(change_s, times_s[mine], side="left")] == REGISTERED
         return keep
@@ -849,9 +860,9 @@ class BatchedNodeModel:
         own time came before it (`_decide`'s order).
         """
         call_s, candidates = primary.call_s, primary.call_candidates
-        if not len(self.device_state):
+        if not len(self.phones.array):
             return np.full(len(call_s), -1, dtype=np.int64)
-        registered = self.device_state[candidates] == REGISTERED
+        registered = self.phones.array[candidates] == REGISTERED
         change_s: dict[int, list[float]] = {device: [t for t, _ in changes] for device, changes in d.changes.items()}
         if change_s:
             rows, columns = np.nonzero(np.isin(candidates, np.fromiter(change_s, dtype=np.int64)))
@@ -867,7 +878,7 @@ class BatchedNodeModel:
                 if not count:
                     devices[row] = -1
                     continue
-                mask = self.device_state == REGISTERED
+                mask = self.phones.array == REGISTERED
                 for device, times_s in change_s.items():
                     mask[device] = self._state_at(device, times_s, d, t_s) == REGISTERED
                 everyone = np.flatnonzero(mask)
@@ -879,7 +890,7 @@ class BatchedNodeModel:
         (side "right": a change at that very time counts; "left": it does not yet)."""
         deltas: list[tuple[float, int]] = []
         for device, changes in d.changes.items():
-            before = int(self.device_state[device])
+            before = int(self.phones.array[device])
             for t_s, new in changes:
                 if (new == REGISTERED) != (before == REGISTERED):
                     deltas.append((t_s, 1 if new == REGISTERED else -1))
@@ -887,13 +898,13 @@ class BatchedNodeModel:
         deltas.sort()
         cumulative = np.cumsum([0] + [delta for _, delta in deltas])
         when = np.searchsorted(np.array([t for t, _ in deltas]), times_s, side=side)
-        counts: np.ndarray = self.registered_devices + cumulative[when]
+        counts: np.ndarray = self.phones.registered + cumulative[when]
         return counts
 
     def _state_at(self, device: int, change_s: list[float], d: _Decisions, t_s: float) -> int:
         """`device`'s state at `t_s`, its changes at `t_s` made (`change_s`: their times, in order)."""
         made = bisect.bisect_right(change_s, t_s)
-        return d.changes[device][made - 1][1] if made else int(self.device_state[device])
+        return d.changes[device][made - 1][1] if made else int(self.phones.array[device])
 
     # ------------------------------------------------------------------ SCCP
     def _block_events(self, primary: _Primary, d: _Decisions) -> tuple[np.ndarray, np.ndarray]:
@@ -966,8 +977,8 @@ class BatchedNodeModel:
         self.calls_attempted += len(primary.call_s)
 
         for device, new in d.state.items():
-            self.device_state[device] = new
-        self.registered_devices += d.registered_delta
+            self.phones.array[device] = new
+        self.phones.registered += d.registered_delta
         self.calls_accepted += d.calls_accepted
         self.calls_rejected_throttled += d.calls_rejected
         self._calls_in_progress.update(d.new_calls)
@@ -983,12 +994,7 @@ class BatchedNodeModel:
             for close_s, device, total in d.closures:
                 self.skinny_devices_throttled += 1
                 self._last_close_s[device] = close_s
-                self.alarms.append(Alarm(DEVICE_CLOSE_MAX_EVENTS_EXCEEDED, close_s, {
-                    "DeviceName": f"SEP{device:012X}",
-                    "TotalEventsReceived": total,
-                    "MaxEventsAllowed": limit,
-                    "NumberOfSkinnyDeviceThrottled": self.skinny_devices_throttled,
-                }))
+                self._report(device_closed(close_s, device, total, limit, self.skinny_devices_throttled))
             times_s, ids = self._block_events(primary, d)
             self._sccp_ring.append((t1_s, times_s, ids))
             while self._sccp_ring and self._sccp_ring[0][0] <= t1_s - SCCP_WINDOW_S - 1.0:
@@ -1003,8 +1009,6 @@ class BatchedNodeModel:
         self._up = False
         self._back_at_s = now_s + self.scenario.node.restart_duration_s
         self._lost_in_restart = lost
-        self.device_state[:] = UNREGISTERED
-        self.registered_devices = 0
         self._calls_in_progress.clear()
         self._timed.clear()
         self._sccp_ring.clear()
@@ -1014,12 +1018,7 @@ class BatchedNodeModel:
         self._up = True
         self._back_at_s = None
         self.throttle.reset()
-        self.alarms.append(Alarm(CALLMANAGER_ONLINE, now_s, {
-            "SignalsLostInRestart": self._lost_in_restart,
-            "RestartDuration": self.scenario.node.restart_duration_s,
-        }))
-        if len(self.device_state):
-            self._registration_storm(now_s)
+        self._report(callmanager_online(now_s, self._lost_in_restart, self.scenario.node.restart_duration_s))
 
     # --------------------------------------------------------------- seconds
     def _tally(
@@ -1068,7 +1067,7 @@ class BatchedNodeModel:
         if plan is None or d is None:
             tally.depths = [[0] * QUEUES for _ in ends_s]
             tally.oldest_s = [None for _ in ends_s]
-            tally.registered = [self.registered_devices for _ in ends_s]
+            tally.registered = [self.phones.registered for _ in ends_s]
             return tally
         started, depths = [], []
         for q, queue in enumerate(self.router.queues):
@@ -1111,13 +1110,13 @@ class BatchedNodeModel:
         delay_ms = self._delay_ms(tally, index, end_index)
         sample = self.seconds.sample(now_s, delay_ms, self._up, tally.depths[end_index], self.calls_rejected_throttled)
         for alarm in sample.alarms:
-            self.alarms.append(alarm)
+            self._report(alarm)
             if alarm.name == CODE_RED_ENTRY:
                 self._code_red(now_s)
         # Read after the alarms: a Code Red second shows the restart's effect (empty queues, no phone).
         self.seconds.write_row(row, state_during_second, delay_ms, sample, Readings(
             tally.depths[end_index] if self._up else [0] * QUEUES, int(tally.processed[index]),
             int(tally.attempted[index]), int(tally.rejected[index]), tally.skinny[end_index],
-            tally.registered[end_index] if self._up else self.registered_devices,
+            tally.registered[end_index] if self._up else self.phones.registered,
             capacity_factor_at(self._breakpoints, now_s),
         ))

@@ -1,9 +1,11 @@
-"""The per-signal SimPy model of one CUCM node (engine ``signal``).
+"""The per-signal SimPy model of one CUCM node (engine ``signal``), a `NodeEngine` (see `engine.interface`).
 
-Owns the simulated world: the SDL router thread and its four queues, the load sources (background
-signals, call attempts, keepalives, chatty phones, disturbances), device registration, the Code Red
-restart, and the per-second throttling sample.  Everything random comes from generators spawned from
-one `SeedSequence`; the throttling and SCCP rules come from the pure `throttling` and `sccp` modules.
+Simulates the SDL router thread and its four queues, the load sources (background signals, call
+attempts, keepalives, chatty phones, disturbances), the registration dialogue, the Code Red restart, and
+the per-second throttling sample, on the world's clock.  The phones are the world's: their states live in
+the world's device table, and the world starts every registration storm (it delivers each phone's
+arrival).  Everything random comes from generators seeded by the node's `SeedSequence` children; the
+throttling and SCCP rules come from the pure `rules` package.
 
 Choices the model makes (DOMAIN.md leaves them open):
 
@@ -22,9 +24,10 @@ Choices the model makes (DOMAIN.md leaves them open):
 * **Registration** is one lowest-priority signal, then `registration_signals - 1` low-priority signals
   once it is handled; the device is registered when the last is handled.
 * **Code Red** stops the node at once for `restart_duration_s`: queued signals and the one in service
-  are lost (counted), calls in progress are gone, every device loses its registration.  When the node
-  is back (alarm CallManagerOnline) the state machine is reset and every device starts registering at a
-  uniformly random time within `registration_spread_s`: the registration storm.
+  are lost (counted), calls in progress are gone, every device loses its registration (the world clears
+  them on the alarm).  When the node is back (alarm CallManagerOnline) the state machine is reset and the
+  world has every device start registering at a uniformly random time within `registration_spread_s`:
+  the registration storm.  A registration delivered before a restart is void after it.
 * **SCCP throttling**: a device exceeding Max Events Allowed is closed (alarm
   DeviceCloseMaxEventsExceeded), unregisters, and starts re-registering after `throttled_reregister_delay_s`.
 """
@@ -33,47 +36,39 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Callable, Generator, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import simpy
 
+from cucm_sim.engine.devices import DeviceTable
+from cucm_sim.engine.interface import NodeCounters, OnAlarm, PhoneArrives, PhoneEvent
 from cucm_sim.engine.second_end import BacklogLimit, Readings, SecondEnds, expected_delay_ms
-from cucm_sim.measures.stats import LogHistogram
-from cucm_sim.rules.alarms import (
-    CALLMANAGER_ONLINE,
-    CODE_RED_ENTRY,
-    DEVICE_CLOSE_MAX_EVENTS_EXCEEDED,
-    Alarm,
+from cucm_sim.engine.vocabulary import (
+    LOW,
+    LOWEST,
+    NODE_STREAMS,
+    NORMAL,
+    PRIORITY_INDEX,
+    REGISTERED,
+    REGISTERING,
+    UNREGISTERED,
 )
+from cucm_sim.measures.stats import LogHistogram
+from cucm_sim.rules.alarms import CODE_RED_ENTRY, callmanager_online, device_closed
 from cucm_sim.rules.sccp import SccpEventLimiter
 from cucm_sim.rules.throttling import ThrottleState, ThrottleStateMachine
 from cucm_sim.scenario.distributions import DrawBuffer, Exponential
 from cucm_sim.scenario.profiles import CallRateProfile, capacity_breakpoints
-from cucm_sim.scenario.schema import PRIORITIES, Priority, Scenario, SignalBurst
+from cucm_sim.scenario.schema import PRIORITIES, Scenario, SignalBurst
 from cucm_sim.scenario.workload import MAX_QUEUED_SIGNALS, SIGNAL_COSTS
-
-HIGH, NORMAL, LOW, LOWEST = range(4)
-PRIORITY_INDEX: dict[Priority, int] = {name: index for index, name in enumerate(PRIORITIES)}
-
-UNREGISTERED, REGISTERING, REGISTERED = range(3)
 
 OnDone = Callable[[float, float], None]
 """Called when a signal's service ends, with its wait and service time (s)."""
 
 Signal = tuple[float, OnDone | None]
 """A queued SDL signal: (arrival time s, completion callback or None)."""
-
-_STREAM_NAMES = (
-    "service", "background", "calls", "holding", "devices", "keepalive_phase", "chatty", "bursts", "registration",
-)
-
-
-def spawn_generators(seed: int) -> dict[str, np.random.Generator]:
-    """One independent generator per random source, all spawned from `seed`."""
-    children = np.random.SeedSequence(seed).spawn(len(_STREAM_NAMES))
-    return {name: np.random.default_rng(child) for name, child in zip(_STREAM_NAMES, children, strict=True)}
 
 
 class SdlRouter:
@@ -160,24 +155,21 @@ class SdlRouter:
 
 
 class NodeModel:
-    """One CUCM node under a scenario's load, built on a SimPy environment; call `run()`."""
+    """One CUCM node under a scenario's load, per signal; `attach` it to a world (`engine.interface`)."""
 
-    def __init__(self, scenario: Scenario, seed: int) -> None:
+    stream_names: ClassVar[tuple[str, ...]] = NODE_STREAMS
+
+    def __init__(self, scenario: Scenario, streams: Mapping[str, np.random.SeedSequence]) -> None:
         self.scenario = scenario
-        self.env = simpy.Environment()
-        self.rngs = spawn_generators(seed)
+        self.rngs = {name: np.random.default_rng(streams[name]) for name in NODE_STREAMS if name != "registration"}
         self.duration_s = scenario.duration_s
         self.throttle = ThrottleStateMachine(scenario.throttling)
         self.limiter = SccpEventLimiter(scenario.throttling.max_events_allowed)
-        self.alarms: list[Alarm] = []
         self.epoch = 0  # incremented by every restart: callbacks from before it are void
 
         self.wait_ms = LogHistogram()
         self.wait_ms_by_priority = [LogHistogram() for _ in PRIORITIES]
         self.dial_tone_delay_ms = LogHistogram()
-        self.router = SdlRouter(
-            self.env, DrawBuffer(scenario.node.signal_service_time_ms, self.rngs["service"]), self._record_wait
-        )
         self._unit_exponential = Exponential(mean=1.0)
         self._holding_s = DrawBuffer(scenario.load.holding_time_s, self.rngs["holding"])
 
@@ -197,10 +189,6 @@ class NodeModel:
         self.signals_dropped_node_down = 0
         self.skinny_devices_throttled = 0
 
-        devices = scenario.devices
-        self.device_state = bytearray([REGISTERED if devices.registered_at_start else UNREGISTERED] * devices.count)
-        self.registered_devices = devices.count if devices.registered_at_start else 0
-
         self.seconds = SecondEnds(self.throttle, self.duration_s, BacklogLimit(
             MAX_QUEUED_SIGNALS["signal"], "signal", scenario.name,
             scenario.node.capacity_factor * 1000.0 / scenario.node.signal_service_time_ms.mean,
@@ -208,7 +196,48 @@ class NodeModel:
         ))
         self.timeline = self.seconds.timeline
         self.states = self.seconds.states
+
+    # ------------------------------------------------------------ the seam
+    def attach(self, env: simpy.Environment, phones: DeviceTable, on_alarm: OnAlarm) -> None:
+        """Join the world: start the node's processes on `env`, serving `phones`, reporting to `on_alarm`."""
+        self.env = env
+        self.phones = phones
+        self._report = on_alarm
+        self.router = SdlRouter(
+            env, DrawBuffer(self.scenario.node.signal_service_time_ms, self.rngs["service"]), self._record_wait
+        )
         self._start_processes()
+
+    def deliver(self, t_s: float, event: PhoneEvent) -> None:
+        """A phone arrives (starts registering) or leaves at `t_s`; a restart before then voids an arrival."""
+        if t_s < self.env.now:
+            raise ValueError(f"delivery at {t_s} s is in the past of the signal engine ({self.env.now} s)")
+        if isinstance(event, PhoneArrives):
+            self.env.timeout(t_s - self.env.now).callbacks.append(
+                functools.partial(self._register_callback, event.device, self.epoch))
+        else:
+            self.env.timeout(t_s - self.env.now).callbacks.append(lambda _event: self._leave(event.device))
+
+    def committed_until_s(self) -> float:
+        """Everything up to now is final: the engine plays events as they come."""
+        return float(self.env.now)
+
+    def limit_lookahead(self, seconds: int) -> None:
+        """Nothing to limit: the per-signal engine never runs ahead of the clock."""
+
+    @property
+    def finished(self) -> simpy.Event:
+        """The sampler's process: it ends with the last second's sample."""
+        return self._sampler_process
+
+    def counters(self) -> NodeCounters:
+        """The node's totals and timeline so far."""
+        return NodeCounters(
+            self.calls_attempted, self.calls_accepted, self.calls_rejected_throttled, self.calls_failed_node_down,
+            self.router.signals_processed, self.signals_lost_restart, self.signals_dropped_node_down,
+            self.skinny_devices_throttled, self.phones.registered, self.seconds.max_average_expected_delay_ms,
+            self.wait_ms, tuple(self.wait_ms_by_priority), self.dial_tone_delay_ms, self.states, self.timeline,
+        )
 
     # ----------------------------------------------------------------- set-up
     def _start_processes(self) -> None:
@@ -228,38 +257,12 @@ class NodeModel:
         if calls.max_rate_per_s() > 0:
             env.process(self._call_attempts(calls))
         env.process(self._capacity_changes())
-        devices = scenario.devices
-        if devices.count:
+        if len(self.phones):
             env.process(self._keepalives())
-            if not devices.registered_at_start:
-                self._start_registration_storm()
-        first_chatty = 0
-        for group in devices.chatty:
-            for device in range(first_chatty, first_chatty + group.count):
-                env.process(self._chatty_device(device, group.events_per_s, group.start_s, group.end_s,
-                                                PRIORITY_INDEX[group.priority]))
-            first_chatty += group.count
+        for group in self.phones.chatty:
+            for device in range(group.first, group.first + group.count):
+                env.process(self._chatty_device(device, group.events_per_s, group.start_s, group.end_s, group.queue))
         self._sampler_process = env.process(self._sampler())
-
-    @property
-    def max_average_expected_delay_ms(self) -> float:
-        """The highest 10-second average the run saw (ms)."""
-        return self.seconds.max_average_expected_delay_ms
-
-    @property
-    def signals_processed(self) -> int:
-        """SDL signals whose service has ended."""
-        return self.router.signals_processed
-
-    def run(self, until_s: float) -> None:
-        """Advance the simulation to `until_s` (s); at or past the duration, run to the last sample.
-
-        A backlog past MAX_QUEUED_SIGNALS raises a WorkLimitError (as SimPy re-raises it: see `runner`).
-        """
-        if until_s < self.duration_s:
-            self.env.run(until=until_s)
-        elif self._sampler_process.is_alive:
-            self.env.run(until=self._sampler_process)
 
     # ------------------------------------------------------------ the router
     def _record_wait(self, priority: int, wait_s: float) -> None:
@@ -315,12 +318,13 @@ class NodeModel:
                 self._call_attempt()
 
     def _pick_device(self) -> int | None:
-        if not self.registered_devices:
+        if not self.phones.registered:
             return None
         rng = self.rngs["devices"]
+        states = self.phones.state
         while True:  # rejection sampling: most devices are registered most of the time
-            device = int(rng.integers(len(self.device_state)))
-            if self.device_state[device] == REGISTERED:
+            device = int(rng.integers(len(states)))
+            if states[device] == REGISTERED:
                 return device
 
     def _call_attempt(self) -> None:
@@ -367,31 +371,33 @@ class NodeModel:
             self._throttle_device(device, total_events)
 
     def _throttle_device(self, device: int, total_events: int) -> None:
+        """SCCP closes `device`: it unregisters and, by the phones' rule, registers again after a delay."""
         self.skinny_devices_throttled += 1
-        self.alarms.append(Alarm(DEVICE_CLOSE_MAX_EVENTS_EXCEEDED, self.env.now, {
-            "DeviceName": f"SEP{device:012X}",
-            "TotalEventsReceived": total_events,
-            "MaxEventsAllowed": self.limiter.max_events_allowed,
-            "NumberOfSkinnyDeviceThrottled": self.skinny_devices_throttled,
-        }))
-        if self.device_state[device] == REGISTERED:
-            self.registered_devices -= 1
-        self.device_state[device] = UNREGISTERED
+        self._report(device_closed(self.env.now, device, total_events, self.limiter.max_events_allowed,
+                                   self.skinny_devices_throttled))
+        self._leave(device)
         epoch = self.epoch
-        delay_s = self.scenario.devices.throttled_reregister_delay_s
+        delay_s = self.phones.reregister_delay_s
         self.env.timeout(delay_s).callbacks.append(functools.partial(self._register_callback, device, epoch))
+
+    def _leave(self, device: int) -> None:
+        """`device` is no longer registered with this node."""
+        if self.phones.state[device] == REGISTERED:
+            self.phones.registered -= 1
+        self.phones.state[device] = UNREGISTERED
 
     def _register(self, device: int, epoch: int) -> None:
         """Start `device`'s registration dialogue (unless a restart made this request void)."""
-        if epoch != self.epoch or self.device_state[device] != UNREGISTERED or not self.router.up:
+        states = self.phones.state
+        if epoch != self.epoch or states[device] != UNREGISTERED or not self.router.up:
             return
-        self.device_state[device] = REGISTERING
-        remaining = self.scenario.devices.registration_signals - 1
+        states[device] = REGISTERING
+        remaining = self.phones.registration_signals - 1
 
         def finish() -> None:
-            if epoch == self.epoch and self.device_state[device] == REGISTERING:
-                self.device_state[device] = REGISTERED
-                self.registered_devices += 1
+            if epoch == self.epoch and states[device] == REGISTERING:
+                states[device] = REGISTERED
+                self.phones.registered += 1
 
         def low_done(_wait_s: float, _service_s: float) -> None:
             nonlocal remaining
@@ -409,24 +415,18 @@ class NodeModel:
 
         self._device_signal(device, LOWEST, initial_done)
 
-    def _start_registration_storm(self) -> None:
-        spread_s = self.scenario.devices.registration_spread_s
-        starts_s = self.rngs["registration"].uniform(0.0, spread_s, len(self.device_state))
-        epoch = self.epoch
-        for device, delay_s in enumerate(starts_s.tolist()):
-            self.env.timeout(delay_s).callbacks.append(functools.partial(self._register_callback, device, epoch))
-
     def _register_callback(self, device: int, epoch: int, _event: simpy.Event) -> None:
         self._register(device, epoch)
 
     def _keepalives(self) -> Generator[simpy.Event, Any, None]:
         """Every device sends a keepalive once per interval, at its own random phase, while registered."""
-        devices = self.scenario.devices
-        interval_s = devices.keepalive_interval_s
-        phases_s = self.rngs["keepalive_phase"].uniform(0.0, interval_s, devices.count)
+        phones = self.phones
+        interval_s = phones.keepalive_interval_s
+        phases_s = self.rngs["keepalive_phase"].uniform(0.0, interval_s, len(phones))
         order = np.argsort(phases_s, kind="stable").tolist()
         sorted_phases_s = np.sort(phases_s).tolist()
-        priority = PRIORITY_INDEX[devices.keepalive_priority]
+        priority = phones.keepalive_queue
+        states = phones.state
         env = self.env
         cycle_start_s = 0.0
         while True:
@@ -434,7 +434,7 @@ class NodeModel:
                 send_s = cycle_start_s + phase_s
                 if send_s > env.now:
                     yield env.timeout(send_s - env.now)
-                if self.device_state[device] == REGISTERED:
+                if states[device] == REGISTERED:
                     self._device_signal(device, priority)
             cycle_start_s += interval_s
 
@@ -449,17 +449,16 @@ class NodeModel:
             yield env.timeout(gaps.next() / events_per_s)
             if env.now >= end_s:
                 return
-            if self.device_state[device] == REGISTERED:
+            if self.phones.state[device] == REGISTERED:
                 self._device_signal(device, priority)
 
     # ------------------------------------------------------------- restarts
     def _code_red(self) -> None:
-        """Code Red: the CallManager service restarts; everything in flight is lost."""
+        """Code Red: the CallManager service restarts; everything in flight is lost (the phones' registrations
+        too: the world clears them when it hears the alarm)."""
         lost = self.router.crash()
         self.signals_lost_restart += lost
         self.epoch += 1
-        self.device_state[:] = bytes(len(self.device_state))
-        self.registered_devices = 0
         self.limiter = SccpEventLimiter(self.scenario.throttling.max_events_allowed)
         restart_s = self.scenario.node.restart_duration_s
         self.env.timeout(restart_s).callbacks.append(lambda _event: self._back_online(lost))
@@ -467,11 +466,7 @@ class NodeModel:
     def _back_online(self, lost: int) -> None:
         self.router.restart()
         self.throttle.reset()
-        self.alarms.append(Alarm(CALLMANAGER_ONLINE, self.env.now, {
-            "SignalsLostInRestart": lost,
-            "RestartDuration": self.scenario.node.restart_duration_s,
-        }))
-        self._start_registration_storm()
+        self._report(callmanager_online(self.env.now, lost, self.scenario.node.restart_duration_s))
 
     # --------------------------------------------------------------- sampler
     def _sampler(self) -> Generator[simpy.Event, Any, None]:
@@ -488,13 +483,13 @@ class NodeModel:
                 now_s, delay_ms, router.up, router.queue_depths(), self.calls_rejected_throttled
             )
             for alarm in sample.alarms:
-                self.alarms.append(alarm)
+                self._report(alarm)
                 if alarm.name == CODE_RED_ENTRY:
                     self._code_red()
             self.seconds.write_row(row, state_during_second, delay_ms, sample, Readings(
                 router.queue_depths(), router.signals_processed - self._processed_at_last_sample,
                 self._second_calls_attempted, self._second_calls_rejected, self.skinny_devices_throttled,
-                self.registered_devices, router.capacity_factor,
+                self.phones.registered, router.capacity_factor,
             ))
             self._processed_at_last_sample = router.signals_processed
             self._second_wait_sum_s = 0.0

@@ -1,0 +1,40 @@
+"""The words both node engines share, defined once: queue indices, phone states and random streams.
+
+The two engines are independent implementations of the same rules; what they must agree on to be
+compared (and to give every existing seed its old results) lives here.  The order of the stream names
+fixes which child of the node's `SeedSequence` feeds which source, so it never changes: new streams go
+at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import numpy as np
+
+from cucm_sim.scenario.schema import PRIORITIES, Priority
+
+HIGH, NORMAL, LOW, LOWEST = range(4)
+"""The router thread's four queues, highest first (their index in every per-queue list)."""
+PRIORITY_INDEX: Final[dict[Priority, int]] = {name: index for index, name in enumerate(PRIORITIES)}
+
+UNREGISTERED, REGISTERING, REGISTERED = range(3)
+"""A phone's registration state, as the device table holds it."""
+
+NODE_STREAMS: Final[tuple[str, ...]] = (
+    "service", "background", "calls", "holding", "devices", "keepalive_phase", "chatty", "bursts", "registration",
+)
+"""Every engine's random sources, in the order that fixes the seeds (the signal engine has just these).
+"registration" (when each phone of a storm starts) belongs to the world's phones, not to the engine."""
+
+BATCHED_STREAMS: Final[tuple[str, ...]] = (
+    *NODE_STREAMS,
+    "follow_on_service", "calls_thinning", "devices_fallback", "chatty_devices",
+)
+"""The batched engine's sources: the node's, then its own (it draws some things apart, in bulk)."""
+
+
+def spawn_streams(root: np.random.SeedSequence, names: tuple[str, ...]) -> Mapping[str, np.random.SeedSequence]:
+    """One child of `root` per name, in order: the seed of each random source of a node."""
+    return dict(zip(names, root.spawn(len(names)), strict=True))
