@@ -22,6 +22,7 @@ import pytest
 
 from cucm_sim import Scenario
 from cucm_sim.errors import UserError
+from cucm_sim.measures.confidence import safe_trip_rate_bound
 from cucm_sim.scenario.seeds import replication_seeds
 from cucm_sim.studies.backends import InProcess, Job, Outcome, RunFunction, open_backend, run_job
 from cucm_sim.studies.capacity import (
@@ -29,7 +30,6 @@ from cucm_sim.studies.capacity import (
     CapacityRunError,
     Condition,
     confidence_rule,
-    safe_trip_rate_bound,
     search,
 )
 

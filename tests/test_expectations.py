@@ -14,6 +14,7 @@ import pytest
 
 from cucm_sim import Scenario, simulate
 from cucm_sim.errors import ScenarioError
+from cucm_sim.measures.confidence import mean_confidence_interval
 from cucm_sim.measures.metrics import METRIC_PATHS, METRICS, PRIORITIES, STATES, derived_metrics, lookup
 from cucm_sim.rules.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
 from cucm_sim.rules.throttling import ThrottleState
@@ -21,7 +22,7 @@ from cucm_sim.scenario.loader import parse_scenario
 from cucm_sim.scenario.schema import PRIORITIES as SCHEMA_PRIORITIES
 from cucm_sim.scenario.schema import Bound
 from cucm_sim.scenario.seeds import derive_seed, replication_seeds
-from cucm_sim.studies.check import Outcome, evaluate, format_value, mean_confidence_interval
+from cucm_sim.studies.check import Outcome, evaluate, format_value
 
 EVENTFUL = {
     "name": "eventful", "seed": 5, "duration_s": 60,

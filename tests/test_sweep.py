@@ -29,12 +29,12 @@ from click.testing import CliRunner, Result
 
 from cucm_sim.cli import main
 from cucm_sim.errors import UserError
+from cucm_sim.measures.confidence import mean_confidence_interval
 from cucm_sim.measures.metrics import METRICS, lookup
 from cucm_sim.run.simulation import simulate
 from cucm_sim.scenario.seeds import derive_seed
 from cucm_sim.studies import backends
 from cucm_sim.studies.backends import InProcess, Job, LocalPool, Outcome, run_job
-from cucm_sim.studies.check import mean_confidence_interval
 from cucm_sim.studies.grid import SweepDesign, design_sweep
 from cucm_sim.studies.sweep import SweepCounts, SweepInterrupted, run_row, run_sweep
 

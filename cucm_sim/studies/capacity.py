@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 
 from cucm_sim.errors import ScenarioError, UserError
+from cucm_sim.measures.confidence import CONFIDENCE, safe_trip_rate_bound
 from cucm_sim.measures.metrics import METRIC_PATHS, lookup
 from cucm_sim.report.files import DirectoryKind
 from cucm_sim.scenario.loader import apply_overrides, parse_scenario
@@ -57,7 +58,6 @@ from cucm_sim.studies.backends import Backend, Job, Outcome, RunFunction, run_jo
 if TYPE_CHECKING:  # matplotlib is slow to import: only when a figure is asked for
     from cucm_sim.report.sweep_plots import AggFigure, CapacityPlot
 
-CONFIDENCE: Final = 0.95
 CAPACITY_FILES: Final = ("capacity.json", "probes.csv", "capacity.png")
 CAPACITY_DIRECTORY: Final = DirectoryKind("cucm-sim capacity", frozenset(CAPACITY_FILES), "capacity.json")
 """A capacity search's result directory, as --force recognises it (`files.DirectoryKind`)."""
@@ -77,15 +77,6 @@ _CONDITION_PATTERN: Final = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|==|!=|>|
 Status = Literal["found", "trips_at_lo", "safe_at_hi"]
 CapacityProgress = Callable[[int, int, int], None]
 """Called as the search advances with (probes done, runs done, runs started so far in all)."""
-
-
-def safe_trip_rate_bound(replications: int, confidence: float = CONFIDENCE) -> float:
-    """The per-run trip probability below which a value judged safe lies, with `confidence`: 1 - (1-c)^(1/R).
-
-    A value whose runs trip with probability p is judged safe (no trip in R runs) with probability (1-p)^R;
-    (1-p)^R >= 1 - c only for p <= 1 - (1-c)^(1/R).
-    """
-    return float(1.0 - (1.0 - confidence) ** (1.0 / replications))
 
 
 def confidence_rule(replications: int) -> str:

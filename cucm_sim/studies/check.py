@@ -13,12 +13,12 @@ beside it.  Returns objects; the CLI, the JUnit writer and the pytest plugin pre
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass
 from typing import Any, Final
 
+from cucm_sim.measures.confidence import mean_confidence_interval
 from cucm_sim.measures.metrics import HISTOGRAM_QUANTILES, lookup
 from cucm_sim.measures.stats import QUANTILE_RELATIVE_RESOLUTION, QUANTILE_RESOLUTION_TEXT
 from cucm_sim.run.simulation import simulate
@@ -26,7 +26,6 @@ from cucm_sim.scenario.schema import Bound, Scenario
 from cucm_sim.scenario.seeds import replication_seeds
 from cucm_sim.studies.processes import process_pool, stop_pool
 
-CONFIDENCE: Final = 0.95
 PASS_RULE: Final = "a bound passes only if every replication meets it"
 
 Progress = Callable[[float, float], None]
@@ -149,17 +148,6 @@ class ScenarioCheck:
     def passed(self) -> bool:
         """True when every expectation passed."""
         return all(outcome.passed for outcome in self.outcomes)
-
-
-def mean_confidence_interval(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean of `values` and the half-width of its 95 % Student-t confidence interval (None for one value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, None
-    from scipy import stats as scipy_stats  # slow to import: not in every worker a pool or Dask spawns
-
-    t_quantile = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df=len(values) - 1))
-    return mean, t_quantile * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def evaluate(

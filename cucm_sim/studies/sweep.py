@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from cucm_sim.errors import OutputExistsError, UserError
+from cucm_sim.measures.confidence import mean_confidence_interval
 from cucm_sim.measures.metrics import METRICS, lookup
 from cucm_sim.report.files import (
     DirectoryKind,
@@ -52,7 +53,6 @@ from cucm_sim.report.files import (
     write_text_atomically,
 )
 from cucm_sim.studies.backends import Backend, Job, Outcome, RunFunction, run_job
-from cucm_sim.studies.check import mean_confidence_interval
 from cucm_sim.studies.grid import SweepDesign, format_grid_value
 
 MANIFEST_FILE: Final = "sweep.json"
