@@ -2,9 +2,9 @@
 
 Contract under test (issue 5): every backend yields one Outcome per job, in any order, and the same jobs give
 the same summaries (wall time aside) on every backend; a run that raises or a worker that dies becomes an
-Outcome with the error, never an exception; closing the generator early cancels the work not yet started;
-mistakes a user can make choosing a backend are one-line UserErrors.  The run functions injected here are
-module-level so that spawned workers can import them by name.
+Outcome with the error (and keeps the exception), never an exception; closing the generator early cancels the
+work not yet started; mistakes a user can make choosing a backend are one-line UserErrors.  The run functions
+injected here are module-level so that spawned workers can import them by name.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,7 @@ def test_in_process_runs_in_order_and_catches_a_raising_run_function() -> None:
 
     assert [outcome.key for outcome in outcomes] == [job.key for job in JOBS]
     assert outcomes[2].error == "RuntimeError: injected failure second line"
+    assert isinstance(outcomes[2].exception, RuntimeError)  # kept, for a caller that raises it again
     assert all(outcome.ok for index, outcome in enumerate(outcomes) if index != 2)
 
 
@@ -163,6 +165,7 @@ def test_local_pool_records_a_raising_run_and_goes_on(pool: LocalPool) -> None:
     outcomes = by_key(pool.run(JOBS, raise_for_key_2))
 
     assert outcomes[(2,)].error == "RuntimeError: injected failure second line"
+    assert isinstance(outcomes[(2,)].exception, RuntimeError)
     assert sum(outcome.ok for outcome in outcomes.values()) == len(JOBS) - 1
 
 
@@ -177,6 +180,7 @@ def test_local_pool_survives_a_dead_worker(pool: LocalPool, dying: int) -> None:
     assert set(outcomes) == {job.key for job in jobs}
     assert outcomes[(dying,)] in failed
     assert all(str(outcome.error).startswith("BrokenProcessPool: a worker process died") for outcome in failed)
+    assert all(isinstance(outcome.exception, BrokenProcessPool) for outcome in failed)
     # Only the runs handed to the pool before it was seen broken fail with it (a few per worker, depending
     # on timing); the rest run on a fresh pool.
     assert len(failed) <= 2 * pool.workers * backends.JOBS_IN_FLIGHT_PER_WORKER
@@ -211,6 +215,7 @@ def test_dask_records_a_raising_run_and_goes_on(dask_cluster: Dask) -> None:
 
     assert outcomes[(2,)].error is not None
     assert outcomes[(2,)].error.startswith("RuntimeError: injected failure")
+    assert isinstance(outcomes[(2,)].exception, RuntimeError)
     assert sum(outcome.ok for outcome in outcomes.values()) == len(JOBS) - 1
 
 

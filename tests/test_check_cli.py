@@ -18,6 +18,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cucm_sim.cli import main
+from cucm_sim.scenario.loader import load_scenario
+from cucm_sim.scenario.schema import Scenario
+from cucm_sim.studies.check import check_scenarios
 
 SCENARIO = """\
 name: {name}
@@ -196,3 +199,15 @@ def test_results_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
     one, two = (_check(tmp_path, "--replications", "2", "--workers", workers) for workers in ("1", "2"))
     assert one.exit_code == two.exit_code
     assert one.output == two.output and "± " in one.output
+
+
+def test_a_run_that_raises_stops_the_check_with_its_own_exception(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_simulate(scenario: Scenario, progress: object = None) -> None:
+        raise ValueError("the model broke")
+
+    monkeypatch.setattr("cucm_sim.studies.check.simulate", broken_simulate)
+    scenario = load_scenario(_write(tmp_path, "good", PASSING))
+    with pytest.raises(ValueError, match="the model broke"):
+        check_scenarios([("good.yaml", scenario)], replications=2, workers=1)

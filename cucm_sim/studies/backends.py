@@ -1,10 +1,12 @@
 """Where many runs happen: here, on a pool of local processes, or on a Dask cluster, behind one interface.
 
-A `Job` is one run to make (a key such as (point, replication) and a scenario with a concrete seed); an
-`Outcome` is what came of it: the run's summary, or the error it raised.  A `Backend` takes jobs and yields
-outcomes as runs finish, in any order; a run that raises, or whose worker process dies, becomes an Outcome
-with the error, never an exception, so a caller can record it and go on.  Results never depend on the
-backend or the number of workers: every seed is fixed in the job before it is handed over.
+The only worker pool: `sweep`, `capacity` and `check` all hand their runs to a backend.  A `Job` is one run
+to make (a key such as (point, replication) and a scenario with a concrete seed); an `Outcome` is what came
+of it: the run's summary, or the error it raised.  A `Backend` takes jobs and yields outcomes as runs
+finish, in any order; a run that raises, or whose worker process dies, becomes an Outcome with the error,
+never an exception, so a caller can record it and go on (or raise it again: the Outcome keeps it).  Results
+never depend on the backend or the number of workers: every seed is fixed in the job before it is handed
+over.
 
 - `InProcess` runs the jobs here, one after another, in order (one worker, no pool).
 - `LocalPool` runs them on a `ProcessPoolExecutor` of spawned processes (default: one per CPU), which end
@@ -31,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import urlsplit
@@ -67,6 +69,9 @@ class Outcome:
     key: tuple[int, ...]
     summary: Mapping[str, Any] | None
     error: str | None
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
+    """The exception itself, when the run function raised it rather than reporting it (as `run_job` does):
+    for a caller that stops at the first failure and raises it again (`check`)."""
 
     @property
     def ok(self) -> bool:
@@ -133,7 +138,7 @@ class InProcess(Backend):
             try:
                 outcome = run(job)
             except Exception as error:  # a `run` that raises instead of reporting: still an outcome
-                outcome = Outcome(job.key, None, error_text(error))
+                outcome = Outcome(job.key, None, error_text(error), error)
             yield outcome
 
 
@@ -183,8 +188,8 @@ class LocalPool(Backend):
         if isinstance(error, BrokenProcessPool):
             self._discard(pool)
             return Outcome(job.key, None, "BrokenProcessPool: a worker process died (killed, or out of memory) "
-                                          "while this run was in flight; the run itself may not be at fault")
-        return Outcome(job.key, None, error_text(error))
+                                          "while this run was in flight; the run itself may not be at fault", error)
+        return Outcome(job.key, None, error_text(error), error)
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:
         # Every future of a broken pool fails; the jobs not yet submitted go to a fresh pool.  Only the
@@ -276,7 +281,7 @@ class Dask(Backend):
                 try:
                     outcome: Outcome = future.result()
                 except Exception as error:  # the run raised, its worker died (KilledWorker), or it was lost
-                    outcome = Outcome(job.key, None, error_text(error))
+                    outcome = Outcome(job.key, None, error_text(error), error)
                 yield outcome
         finally:
             if pending:

@@ -7,14 +7,16 @@ replication meets it**.  The mean and a 95 % Student-t confidence interval over 
 reported beside it, to show how close to the bound the scenario lives, but they never decide a result.
 A percentile (`metrics.HISTOGRAM_QUANTILES`) is read from a log histogram and is only known to within
 `stats.QUANTILE_RELATIVE_RESOLUTION` (±0.58 %); wherever its value is shown, that resolution is shown
-beside it.  Returns objects; the CLI, the JUnit writer and the pytest plugin present them.
+beside it.  The runs go through `backends`, like every other study's.  Returns objects; the CLI, the
+JUnit writer and the pytest plugin present them.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import as_completed
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -24,7 +26,8 @@ from cucm_sim.measures.stats import QUANTILE_RELATIVE_RESOLUTION, QUANTILE_RESOL
 from cucm_sim.run.simulation import simulate
 from cucm_sim.scenario.schema import Bound, Scenario
 from cucm_sim.scenario.seeds import replication_seeds
-from cucm_sim.studies.processes import process_pool, stop_pool
+from cucm_sim.studies.backends import Backend, InProcess, Job, LocalPool, RunFunction
+from cucm_sim.studies.backends import Outcome as RunOutcome
 
 PASS_RULE: Final = "a bound passes only if every replication meets it"
 
@@ -175,22 +178,19 @@ def check_scenarios(
 ) -> list[ScenarioCheck]:
     """Check each (source, scenario), running all their replications on `workers` processes.
 
-    With one worker the runs happen here, in order, and `progress` hears about every simulated stretch;
-    with more, the runs go to a process pool and `progress` hears about each finished run.  Results do
-    not depend on the number of workers: each run's seed is fixed before any run starts.
+    The runs go through `backends`: with one worker (or one run) to `InProcess`, in order, and `progress`
+    hears about every simulated stretch; with more to a `LocalPool`, and `progress` hears about each finished
+    run.  Results do not depend on the number of workers: each run's seed is fixed before any run starts.
+    The first run that raises stops the check: the other runs are stopped and its exception is raised here.
     """
     concrete = [(source, scenario.with_concrete_seed()) for source, scenario in scenarios]
     seeds_of = [replication_seeds(_seed(scenario), replications) for _, scenario in concrete]
-    jobs = [
+    scenario_runs = [
         scenario.model_copy(update={"seed": seed})
         for (_, scenario), seeds in zip(concrete, seeds_of, strict=True)
         for seed in seeds
     ]
-    total_s = float(sum(job.duration_s for job in jobs))
-    if workers <= 1 or len(jobs) == 1:
-        summaries = _run_here(jobs, total_s, progress)
-    else:
-        summaries = _run_in_pool(jobs, total_s, workers, progress)
+    summaries = _run_all([Job((index,), run) for index, run in enumerate(scenario_runs)], workers, progress)
     checks = []
     for index, ((source, scenario), seeds) in enumerate(zip(concrete, seeds_of, strict=True)):
         mine = summaries[index * replications:(index + 1) * replications]
@@ -204,42 +204,51 @@ def _seed(scenario: Scenario) -> int:
     return scenario.seed
 
 
-def _run_here(jobs: list[Scenario], total_s: float, progress: Progress | None) -> list[Mapping[str, Any]]:
-    summaries = []
-    done_before_s = 0.0
-    for job in jobs:
-        callback = None if progress is None else _shifted(progress, done_before_s, total_s)
-        summaries.append(simulate(job, progress=callback).summary)
-        done_before_s += job.duration_s
-    return summaries
+def _run_all(jobs: list[Job], workers: int, progress: Progress | None) -> list[Mapping[str, Any]]:
+    """The summary of every job's run, in the jobs' order (see `check_scenarios`)."""
+    durations_s = [float(job.scenario.duration_s) for job in jobs]
+    total_s = sum(durations_s)
+    in_process = workers <= 1 or len(jobs) == 1
+    if in_process:
+        backend: Backend = InProcess()
+        run = _run_with_progress(list(itertools.accumulate(durations_s, initial=0.0)), total_s, progress)
+    else:
+        backend = LocalPool(min(workers, len(jobs)))  # spawned workers that end with this process
+        run = _run_or_raise
+    summaries: dict[int, Mapping[str, Any]] = {}
+    done_s = 0.0
+    # Leaving the block by an exception (a failed run, Ctrl-C, SIGTERM) stops the other runs at once.
+    with backend, closing(backend.run(jobs, run)) as outcomes:
+        for outcome in outcomes:
+            if outcome.summary is None:
+                raise outcome.exception or RuntimeError(outcome.error)
+            (index,) = outcome.key
+            summaries[index] = outcome.summary
+            done_s += durations_s[index]
+            if progress is not None and not in_process:
+                progress(done_s, total_s)
+    return [summaries[index] for index in range(len(jobs))]
+
+
+def _run_with_progress(starts_s: list[float], total_s: float, progress: Progress | None) -> RunFunction:
+    """A run function for `InProcess` that tells `progress` of every simulated stretch of the whole check;
+    job (i,) starts `starts_s[i]` simulated seconds into it."""
+    def run(job: Job) -> RunOutcome:
+        (index,) = job.key
+        callback = None if progress is None else _shifted(progress, starts_s[index], total_s)
+        return RunOutcome(job.key, simulate(job.scenario, progress=callback).summary, None)
+
+    return run
 
 
 def _shifted(progress: Progress, done_before_s: float, total_s: float) -> Callable[[float, float], None]:
     return lambda done_s, _run_s: progress(done_before_s + done_s, total_s)
 
 
-def _run_in_pool(jobs: list[Scenario], total_s: float, workers: int,
-                 progress: Progress | None) -> list[Mapping[str, Any]]:
-    summaries: list[Mapping[str, Any] | None] = [None] * len(jobs)
-    done_s = 0.0
-    pool = process_pool(min(workers, len(jobs)))  # spawned workers that end with this process
-    try:
-        futures = {pool.submit(_summary_of, job): index for index, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            index = futures[future]
-            summaries[index] = future.result()
-            done_s += jobs[index].duration_s
-            if progress is not None:
-                progress(done_s, total_s)
-    except BaseException:
-        stop_pool(pool, at_once=True)  # Ctrl-C, SIGTERM or a failed run: the other runs are of no use
-        raise
-    stop_pool(pool)
-    return [summary for summary in summaries if summary is not None]
-
-
-def _summary_of(scenario: Scenario) -> Mapping[str, Any]:
-    return dict(simulate(scenario).summary)
+def _run_or_raise(job: Job) -> RunOutcome:
+    """Simulate `job.scenario` and return its summary; an error is raised, not reported (a check stops at it).
+    Module-level: a process pool finds it by name."""
+    return RunOutcome(job.key, dict(simulate(job.scenario).summary), None)
 
 
 def format_value(value: float) -> str:

@@ -9,7 +9,7 @@ exits too.  `stop_pool` ends a pool: after the work is done it lets runs in prog
 interrupt or an error it terminates the workers, so that neither the caller nor the interpreter's exit
 (which joins the pool's manager thread) waits for runs whose results nobody will read.
 
-Standard library only: the backends and the check runner both use it.
+Standard library only: `backends.LocalPool`, the one local pool, is made with it.
 """
 
 from __future__ import annotations
