@@ -22,7 +22,7 @@ from cucm_sim.scenario.loader import parse_scenario
 from cucm_sim.scenario.schema import PRIORITIES as SCHEMA_PRIORITIES
 from cucm_sim.scenario.schema import Bound
 from cucm_sim.scenario.seeds import derive_seed, replication_seeds
-from cucm_sim.studies.check import Outcome, evaluate, format_value
+from cucm_sim.studies.check import Outcome, evaluate
 
 EVENTFUL = {
     "name": "eventful", "seed": 5, "duration_s": 60,
@@ -201,9 +201,3 @@ def test_measured_text_over_replications() -> None:
 def test_evaluate_needs_one_summary_per_seed() -> None:
     with pytest.raises(ValueError, match="one summary per seed"):
         evaluate({"code_red_entries": Bound(equals=0)}, [{}], [1, 2])
-
-
-@pytest.mark.parametrize(("value", "text"), [(0, "0"), (1234567, "1,234,567"), (0.0123449, "0.01234"),
-                                             (12.3456, "12.35"), (2500.7, "2,501"), (3.0, "3")])
-def test_format_value(value: float, text: str) -> None:
-    assert format_value(value) == text

@@ -26,7 +26,6 @@ from cucm_sim.studies.grid import (
     NO_GRID,
     Axis,
     design_sweep,
-    format_grid_value,
     parse_grid_option,
     parse_grid_options,
     yaml_scalar,
@@ -127,11 +126,6 @@ def test_a_value_written_as_yaml_reads_back_as_itself(value: Any) -> None:
 
     assert back == value
     assert type(back) is type(value)
-
-
-def test_grid_values_for_csv_cells() -> None:
-    assert [format_grid_value(v) for v in (True, False, 4, 0.1, 1e-07, "batched")] == [
-        "true", "false", "4", "0.1", "1e-07", "batched"]
 
 
 # ------------------------------------------------------------------ points

@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 
 from cucm_sim.measures.metrics import HISTOGRAM_QUANTILES, METRICS
 from cucm_sim.measures.stats import QUANTILE_RESOLUTION_TEXT
+from cucm_sim.report.formats import format_label
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType  # the names rcParams knows (matplotlib >= 3.8, for mypy only)
@@ -309,7 +310,7 @@ class _Axis:
 
     @property
     def labels(self) -> list[str]:
-        return [_short(value) if isinstance(value, int | float) else str(value) for value in self.values]
+        return [format_label(value) if isinstance(value, int | float) else str(value) for value in self.values]
 
 
 def _layout_axis(key: str, values: Sequence[AxisValue]) -> _Axis:
@@ -456,7 +457,7 @@ def _combinations_panel(
 
 
 def _value_text(value: AxisValue) -> str:
-    return _short(value) if isinstance(value, int | float) else str(value)
+    return format_label(value) if isinstance(value, int | float) else str(value)
 
 
 def _heatmap_panel(
@@ -506,9 +507,9 @@ def _heatmap_panel(
             continue
         if not annotate:
             continue
-        text = _short(float(value))
+        text = format_label(float(value))
         if with_interval and np.isfinite(half_width[row, column]):
-            text += f"\n± {_short(float(half_width[row, column]))}"
+            text += f"\n± {format_label(float(half_width[row, column]))}"
         ax.text(column, row, text, ha="center", va="center", fontsize=font_pt,
                 color=_text_colour_on(colourmap(norm(value))))
     x_axis = _Axis(x_keys, tuple(x_values), np.arange(len(x_values), dtype=np.float64), True, False)
@@ -597,7 +598,7 @@ def capacity_figure(plot: CapacityPlot) -> Figure:
                               markeredgecolor=CAPTION_COLOUR, label=f"{plot.metric} did not happen"))
     if plot.highest_safe is not None and plot.lowest_tripped is not None:
         handles.append(Patch(facecolor=KNEE_COLOUR, alpha=0.35,
-                             label=f"knee: {_short(plot.highest_safe)} to {_short(plot.lowest_tripped)}"))
+                             label=f"knee: {format_label(plot.highest_safe)} to {format_label(plot.lowest_tripped)}"))
     ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
     figure.suptitle(plot.title, fontsize=13, fontweight="bold")
     resolution = f" {_resolution_sentence([plot.metric])}" if plot.metric in HISTOGRAM_QUANTILES else ""
@@ -679,27 +680,16 @@ def _probe_means(probes: Sequence[ProbePlot], scale: float) -> list[tuple[float,
 def _capacity_headline(plot: CapacityPlot) -> str:
     if plot.highest_safe is not None and plot.lowest_tripped is not None:
         return (f"highest {plot.key} with '{plot.condition}' false in every replication: "
-                f"{_short(plot.highest_safe)} (it held at {_short(plot.lowest_tripped)})")
+                f"{format_label(plot.highest_safe)} (it held at {format_label(plot.lowest_tripped)})")
     if plot.highest_safe is None and plot.probes:
         lowest = min(probe.value for probe in plot.probes)
-        return f"'{plot.condition}' already holds at the lowest value probed, {_short(lowest)}"
+        return f"'{plot.condition}' already holds at the lowest value probed, {format_label(lowest)}"
     if plot.probes:
-        return f"'{plot.condition}' never held up to {_short(max(p.value for p in plot.probes))}"
+        return f"'{plot.condition}' never held up to {format_label(max(p.value for p in plot.probes))}"
     return "no probes"
 
 
 # ------------------------------------------------------------------ number formats
-def _short(value: float) -> str:
-    """A number for a label: integers with thousands separators, others to 3 significant digits."""
-    if not math.isfinite(value):
-        return str(value)
-    if float(value).is_integer() and abs(value) < 1e15:
-        return f"{int(value):,}"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
-
-
 def _tick(value: float, _position: object = None) -> str:
     """A tick label: thousands separators, and as many digits as the tick needs (up to 6 significant)."""
     if float(value).is_integer() and abs(value) < 1e15:

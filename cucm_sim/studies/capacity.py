@@ -50,6 +50,7 @@ from cucm_sim.errors import ScenarioError, UserError
 from cucm_sim.measures.confidence import CONFIDENCE, safe_trip_rate_bound
 from cucm_sim.measures.metrics import METRIC_PATHS, lookup
 from cucm_sim.report.files import DirectoryKind
+from cucm_sim.report.formats import csv_cell, format_plain
 from cucm_sim.scenario.loader import apply_overrides, parse_scenario
 from cucm_sim.scenario.schema import Scenario
 from cucm_sim.scenario.seeds import replication_seeds
@@ -139,7 +140,7 @@ class Condition:
         return self.holds_for(lookup(summary, self.metric))
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {_number(self.threshold)}"
+        return f"{self.metric} {self.op} {format_plain(self.threshold)}"
 
 
 # ------------------------------------------------------------------ results
@@ -245,21 +246,21 @@ class CapacityResult:
             assert self.highest_safe is not None and self.lowest_tripped is not None
             tripped = next(p for p in self.probes if p.value == self.lowest_tripped and not p.safe)
             lines = [
-                f"capacity: {self.key} = {_number(self.highest_safe)} keeps {condition} false in all "
+                f"capacity: {self.key} = {format_plain(self.highest_safe)} keeps {condition} false in all "
                 f"{self.replications} replication{_s(self.replications)}",
-                f"it held at {_number(self.lowest_tripped)} ({tripped.tripped} of {tripped.runs}): the knee lies "
-                f"between {_number(self.highest_safe)} and {_number(self.lowest_tripped)} "
-                f"(width {_number(self.lowest_tripped - self.highest_safe)}, tolerance {_number(self.tolerance)})",
+                f"it held at {format_plain(self.lowest_tripped)} ({tripped.tripped} of {tripped.runs}): the knee "
+                f"lies between {format_plain(self.highest_safe)} and {format_plain(self.lowest_tripped)} (width "
+                f"{format_plain(self.lowest_tripped - self.highest_safe)}, tolerance {format_plain(self.tolerance)})",
             ]
         elif self.status == "trips_at_lo":
             first = self.probes[0]
-            lines = [f"{condition} already holds at {self.key} = {_number(self.lo)} ({first.tripped} of "
-                     f"{first.runs} replications): no capacity in [{_number(self.lo)}, {_number(self.hi)}]; "
+            lines = [f"{condition} already holds at {self.key} = {format_plain(self.lo)} ({first.tripped} of "
+                     f"{first.runs} replications): no capacity in [{format_plain(self.lo)}, {format_plain(self.hi)}]; "
                      "try a lower --lo"]
         else:
-            lines = [f"{condition} never held up to {self.key} = {_number(self.hi)} (in any of "
+            lines = [f"{condition} never held up to {self.key} = {format_plain(self.hi)} (in any of "
                      f"{self.replications} replication{_s(self.replications)}): the capacity is above "
-                     f"{_number(self.hi)}; try a higher --hi"]
+                     f"{format_plain(self.hi)}; try a higher --hi"]
         per_round = (f", {self.probes_per_round} probes per round on {self.workers} workers"
                      if self.probes_per_round > 1 else "")
         lines.append(f"{len(self.probes)} probes in {self.rounds} rounds, {self.runs} runs{per_round}")
@@ -314,8 +315,8 @@ class CapacityResult:
         writer.writerow(["order", "round", self.key, "verdict", "runs", "tripped_runs", f"{metric}.mean",
                          *(f"{metric}.rep{index}" for index in range(self.replications))])
         for probe in self.probes:
-            writer.writerow([probe.order, probe.round, _cell(probe.value), probe.verdict, probe.runs, probe.tripped,
-                             _cell(probe.mean), *(_cell(value) for value in probe.metric_values)])
+            writer.writerow([probe.order, probe.round, csv_cell(probe.value), probe.verdict, probe.runs, probe.tripped,
+                             csv_cell(probe.mean), *(csv_cell(value) for value in probe.metric_values)])
         return buffer.getvalue()
 
     def write(self, directory: Path, plots: bool = True) -> list[str]:
@@ -448,7 +449,7 @@ class _Search:
         """Probe every value at once: R runs each, all handed to the back end in one batch."""
         first_index = len(self.probes)
         scenarios = [
-            probe_scenario(self.data, self.key, value, f"{self.source} (probe {self.key}={_number(value)})")
+            probe_scenario(self.data, self.key, value, f"{self.source} (probe {self.key}={format_plain(value)})")
             for value in values
         ]
         jobs = [
@@ -468,7 +469,7 @@ class _Search:
                     probe_index, replication = outcome.key
                     value = values[probe_index - first_index]
                     raise CapacityRunError([
-                        f"{self.source}: capacity search stopped: the run at {self.key}={_number(value)} "
+                        f"{self.source}: capacity search stopped: the run at {self.key}={format_plain(value)} "
                         f"(probe {probe_index + 1}, replication {replication}, seed {self.seeds[replication]}) "
                         f"failed: {outcome.error}; a bisection cannot skip a probe: fix the cause or narrow "
                         "--lo/--hi, then search again"
@@ -561,7 +562,7 @@ def _check_inputs(data: Mapping[str, Any], source: str, key: str, lo: float, hi:
     if not (math.isfinite(lo) and math.isfinite(hi)):
         problems.append(f"--lo {lo} --hi {hi}: both must be finite numbers")
     elif lo >= hi:
-        problems.append(f"--lo {_number(lo)} --hi {_number(hi)}: --lo must be below --hi")
+        problems.append(f"--lo {format_plain(lo)} --hi {format_plain(hi)}: --lo must be below --hi")
     parts = key.split(".")
     if not key or any(not part for part in parts) or parts[0] in ("seed", "expect", "name", "sweep"):
         problems.append(f"--vary {key!r}: not a key to search over; give a dotted numeric scenario key, "
@@ -572,7 +573,7 @@ def _check_inputs(data: Mapping[str, Any], source: str, key: str, lo: float, hi:
     ends: list[Scenario] = []
     for option, value in (("--lo", lo), ("--hi", hi)):
         try:
-            ends.append(probe_scenario(data, key, value, f"{source} ({option} {_number(value)})"))
+            ends.append(probe_scenario(data, key, value, f"{source} ({option} {format_plain(value)})"))
         except ScenarioError as error:
             problems.extend(error.problems)
     if problems:
@@ -584,7 +585,7 @@ def _check_inputs(data: Mapping[str, Any], source: str, key: str, lo: float, hi:
                          "numeric scenario key"])
     integer = isinstance(current, int)
     if integer and not (float(lo).is_integer() and float(hi).is_integer()):
-        raise UserError([f"--vary {key}: a whole number; --lo {_number(lo)} and --hi {_number(hi)} must be "
+        raise UserError([f"--vary {key}: a whole number; --lo {format_plain(lo)} and --hi {format_plain(hi)} must be "
                          "whole numbers too"])
     return integer
 
@@ -596,7 +597,7 @@ def _tolerance(tolerance: float | None, lo: float, hi: float, integer: bool) -> 
     if not math.isfinite(tolerance) or tolerance <= 0:
         raise UserError([f"--tolerance {tolerance}: allowed: a number above 0, in the varied key's unit"])
     if integer and tolerance < 1:
-        raise UserError([f"--tolerance {_number(tolerance)}: the key is a whole number, so the tolerance must be "
+        raise UserError([f"--tolerance {format_plain(tolerance)}: the key is a whole number, so the tolerance must be "
                          "at least 1"])
     return float(tolerance)
 
@@ -630,21 +631,6 @@ def _yaml_number(value: float) -> str:
     if float(value).is_integer():
         return str(int(value))
     return str(np.format_float_positional(value, unique=True, trim="0"))
-
-
-def _number(value: float) -> str:
-    """A number for a message: whole numbers without a decimal point, others to 6 significant digits."""
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.6g}"
-
-
-def _cell(value: float | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, int):
-        return str(value)
-    return repr(float(value))
 
 
 def _s(count: int) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Final
 from cucm_sim.measures.confidence import mean_confidence_interval
 from cucm_sim.measures.metrics import HISTOGRAM_QUANTILES, lookup
 from cucm_sim.measures.stats import QUANTILE_RELATIVE_RESOLUTION, QUANTILE_RESOLUTION_TEXT
+from cucm_sim.report.formats import format_value
 from cucm_sim.run.simulation import simulate
 from cucm_sim.scenario.schema import Bound, Scenario
 from cucm_sim.scenario.seeds import replication_seeds
@@ -249,12 +250,3 @@ def _run_or_raise(job: Job) -> RunOutcome:
     """Simulate `job.scenario` and return its summary; an error is raised, not reported (a check stops at it).
     Module-level: a process pool finds it by name."""
     return RunOutcome(job.key, dict(simulate(job.scenario).summary), None)
-
-
-def format_value(value: float) -> str:
-    """A metric value for people: integers with thousands separators, others to 4 significant digits."""
-    if float(value).is_integer() and abs(value) < 1e15:
-        return f"{int(value):,}"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.4g}"

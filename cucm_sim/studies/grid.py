@@ -116,15 +116,6 @@ def yaml_scalar(value: GridScalar) -> str:
     return text.removesuffix("\n").removesuffix("\n...").strip(" \n")
 
 
-def format_grid_value(value: GridScalar) -> str:
-    """A grid value for a CSV cell or a label: ints as ints, floats by repr (shortest round trip), true/false."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
 # ------------------------------------------------------------------ axes from --grid options
 def parse_grid_option(option: str) -> Axis:
     """One `--grid` option: KEY=V1,V2,... (values read as YAML scalars, like --set) or KEY=START:STOP:STEP

@@ -52,8 +52,9 @@ from cucm_sim.report.files import (
     write_bytes_atomically,
     write_text_atomically,
 )
+from cucm_sim.report.formats import csv_cell
 from cucm_sim.studies.backends import Backend, Job, Outcome, RunFunction, run_job
-from cucm_sim.studies.grid import SweepDesign, format_grid_value
+from cucm_sim.studies.grid import SweepDesign
 
 MANIFEST_FILE: Final = "sweep.json"
 RUNS_FILE: Final = "runs.csv"
@@ -301,23 +302,15 @@ def _status_column(design: SweepDesign) -> int:
 def run_row(design: SweepDesign, outcome: Outcome) -> list[str]:
     """The runs.csv row of one finished run (its key is (point, replication))."""
     point, replication = outcome.key
-    grid_cells = [format_grid_value(value) for value in design.points[point].values]
+    grid_cells = [csv_cell(value) for value in design.points[point].values]
     seed = str(design.run_seed(point, replication))
     if outcome.ok:
         assert outcome.summary is not None
-        metric_cells = [_cell(lookup(outcome.summary, metric.path)) for metric in METRICS]
+        metric_cells = [csv_cell(lookup(outcome.summary, metric.path)) for metric in METRICS]
         return [str(point), str(replication), *grid_cells, seed, OK, "", *metric_cells,
-                _cell(outcome.summary.get("wall_s"))]
+                csv_cell(outcome.summary.get("wall_s"))]
     error = " ".join((outcome.error or "unknown error").splitlines())
     return [str(point), str(replication), *grid_cells, seed, ERROR, error, *([""] * len(METRICS)), ""]
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 def _csv_line(cells: Iterable[str]) -> str:
@@ -416,7 +409,7 @@ def _row_key(runs_csv: Path, number: int, row: list[str], design: SweepDesign) -
         raise UserError([f"{problem}point and replication must be whole numbers; start over with --force"]) from None
     if not (0 <= point < len(design.points) and 0 <= replication < design.replications):
         raise UserError([f"{problem}run ({point}, {replication}) is not in this sweep; start over with --force"])
-    expected = [format_grid_value(value) for value in design.points[point].values]
+    expected = [csv_cell(value) for value in design.points[point].values]
     if row[2:2 + len(design.axes)] != expected or row[2 + len(design.axes)] != str(design.run_seed(point, replication)):
         raise UserError([f"{problem}the grid values or the seed differ from this sweep's; start over with --force"])
     if row[_status_column(design)] not in (OK, ERROR):
@@ -491,11 +484,11 @@ def points_csv(design: SweepDesign, rows: Sequence[Sequence[str]], stats: Sequen
         statuses[int(row[0])].append(row[_status_column(design)])
     lines = [points_header(design)]
     for point, point_stat in zip(design.points, stats, strict=True):
-        cells = [str(point.index), *map(format_grid_value, point.values),
+        cells = [str(point.index), *map(csv_cell, point.values),
                  str(statuses[point.index].count(OK)), str(statuses[point.index].count(ERROR))]
         for metric in METRICS:
             stat = point_stat[metric.path]
-            cells.extend(["", "", ""] if stat is None else [_cell(part) for part in stat])
+            cells.extend(["", "", ""] if stat is None else [csv_cell(part) for part in stat])
         lines.append(cells)
     return _csv_text(lines)
 
@@ -516,4 +509,4 @@ def _write_figure(design: SweepDesign, stats: Sequence[PointStats], path: Path) 
 
 
 def _plot_value(value: bool | int | float | str) -> float | str:
-    return format_grid_value(value) if isinstance(value, bool | str) else value
+    return csv_cell(value) if isinstance(value, bool | str) else value
