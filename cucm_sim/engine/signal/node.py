@@ -34,6 +34,7 @@ Choices the model makes (DOMAIN.md leaves them open):
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
@@ -166,6 +167,8 @@ class NodeModel:
         self.throttle = ThrottleStateMachine(scenario.throttling)
         self.limiter = SccpEventLimiter(scenario.throttling.max_events_allowed)
         self.epoch = 0  # incremented by every restart: callbacks from before it are void
+        self._over = False  # the last sample is taken: the node's sources stop
+        self._final: NodeCounters | None = None
 
         self.wait_ms = LogHistogram()
         self.wait_ms_by_priority = [LogHistogram() for _ in PRIORITIES]
@@ -231,7 +234,20 @@ class NodeModel:
         return self._sampler_process
 
     def counters(self) -> NodeCounters:
-        """The node's totals and timeline so far."""
+        """The node's totals and timeline so far; once finished, as they were when the last sample was taken."""
+        return self._final if self._final is not None else self._counters_now()
+
+    def _freeze(self, _event: simpy.Event) -> None:
+        """The node's run is over: keep its counters as they are, stop its sources, report nothing more.
+
+        Called when the sampler's end is processed, the moment a one-node world stops; in a world whose
+        other nodes run on, this node must neither change its results nor load the clock any longer.
+        """
+        self._final = copy.deepcopy(self._counters_now())
+        self._over = True
+        self._report = lambda _alarm: None
+
+    def _counters_now(self) -> NodeCounters:
         return NodeCounters(
             self.calls_attempted, self.calls_accepted, self.calls_rejected_throttled, self.calls_failed_node_down,
             self.router.signals_processed, self.signals_lost_restart, self.signals_dropped_node_down,
@@ -263,6 +279,7 @@ class NodeModel:
             for device in range(group.first, group.first + group.count):
                 env.process(self._chatty_device(device, group.events_per_s, group.start_s, group.end_s, group.queue))
         self._sampler_process = env.process(self._sampler())
+        self._sampler_process.callbacks.append(self._freeze)
 
     # ------------------------------------------------------------ the router
     def _record_wait(self, priority: int, wait_s: float) -> None:
@@ -273,6 +290,8 @@ class NodeModel:
         self._second_starts += 1
 
     def _submit(self, priority: int, on_done: OnDone | None = None) -> None:
+        if self._over:
+            return
         if not self.router.submit(priority, on_done):
             self.signals_dropped_node_down += 1
 
@@ -290,7 +309,7 @@ class NodeModel:
         env = self.env
         if start_s > env.now:
             yield env.timeout(start_s - env.now)
-        while True:
+        while not self._over:
             yield env.timeout(gaps.next() * mean_gap_s)
             if env.now >= end_s:
                 return
@@ -300,7 +319,7 @@ class NodeModel:
     def _call_attempts(self, calls: CallRateProfile) -> Generator[simpy.Event, Any, None]:
         env, rng = self.env, self.rngs["calls"]
         if self.scenario.load.call_arrivals == "constant":
-            while True:
+            while not self._over:
                 rate = calls.rate_per_s(env.now)
                 if rate <= 0:
                     yield env.timeout(1.0)
@@ -310,7 +329,7 @@ class NodeModel:
         max_rate = calls.max_rate_per_s()
         gaps = DrawBuffer(self._unit_exponential, rng)
         uniforms: list[float] = []
-        while True:  # a time-varying Poisson process by thinning (Lewis & Shedler)
+        while not self._over:  # a time-varying Poisson process by thinning (Lewis & Shedler)
             yield env.timeout(gaps.next() / max_rate)
             if not uniforms:
                 uniforms = rng.random(4096).tolist()
@@ -429,7 +448,7 @@ class NodeModel:
         states = phones.state
         env = self.env
         cycle_start_s = 0.0
-        while True:
+        while not self._over:
             for device, phase_s in zip(order, sorted_phases_s, strict=True):
                 send_s = cycle_start_s + phase_s
                 if send_s > env.now:
@@ -445,7 +464,7 @@ class NodeModel:
         gaps = DrawBuffer(self._unit_exponential, self.rngs["chatty"])
         if start_s > env.now:
             yield env.timeout(start_s - env.now)
-        while True:
+        while not self._over:
             yield env.timeout(gaps.next() / events_per_s)
             if env.now >= end_s:
                 return
