@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from cucm_sim import Scenario, simulate
-from cucm_sim.engine.interface import NodeCounters, PhoneArrives
+from cucm_sim.engine.interface import NodeCounters, PhoneArrives, PhoneLeaves
+from cucm_sim.engine.vocabulary import UNREGISTERED
 from cucm_sim.rules.alarms import CALLMANAGER_ONLINE, CODE_RED_ENTRY, DEVICE_CLOSE_MAX_EVENTS_EXCEEDED
 from cucm_sim.world.world import NodeSetup, World, node_seeds
 from tests.known_runs import starvation
@@ -146,3 +147,20 @@ def test_the_world_can_cap_how_far_ahead_the_batched_engine_commits() -> None:
 def test_a_world_needs_a_node() -> None:
     with pytest.raises(ValueError, match="at least one node"):
         World([])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_phone_that_leaves_is_no_longer_registered_from_that_time(engine: str) -> None:
+    scenario = Scenario.model_validate({"name": "leave", "duration_s": 30, "engine": engine,
+                                        "load": {"calls_per_s": 5, "signals_per_call": 8},
+                                        "devices": {"count": 50}})
+    world = World([NodeSetup(scenario, node_seeds(SEED, 1)[0])])
+    world.run(5.0)
+    node = world.nodes[0]
+    at_s = node.engine.committed_until_s() + 2.5
+    for device in (3, 7):
+        node.engine.deliver(at_s, PhoneLeaves(device))
+    world.run(world.end_s)
+    registered = node.engine.counters().timeline["registered_devices"]
+    assert registered[int(at_s) - 1] == 50 and registered[int(at_s)] == 48 and registered[-1] == 48
+    assert node.phones.table.state[3] == node.phones.table.state[7] == UNREGISTERED

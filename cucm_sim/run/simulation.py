@@ -4,7 +4,7 @@ The lifecycle (after desmod): the seed is made concrete first, so the result's s
 run; the world runs in chunks so a caller can show progress; the result carries the resolved scenario,
 the summary (the same dict summary.json holds), the per-second timeline, the alarms and the wall time.
 A run that outgrows its limits (the backlog bound, or memory) ends in a `WorkLimitError`, never a
-MemoryError.  Writes nothing: `output` writes files.
+MemoryError.  Writes nothing: `report.output` writes files.
 """
 
 from __future__ import annotations

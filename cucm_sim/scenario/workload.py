@@ -72,7 +72,7 @@ ALLOW_LARGE: Final = "pass --allow-large to run it anyway"
 
 SPAN_ROWS: Final = 8
 """Seconds the batched engine computes as one block while the throttling state holds (it is checked at every
-second's end); `block_seconds` cuts it shorter under a heavy load.  Here, not in `batched_model`, because
+second's end); `block_seconds` cuts it shorter under a heavy load.  Here, not in `engine.batched`, because
 the estimate needs it."""
 MAX_BLOCK_BYTES: Final = 512 * MIB
 """The memory one batched block may take at the estimated peak (bytes) before blocks are cut shorter."""
