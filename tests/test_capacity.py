@@ -1,4 +1,5 @@
-"""The capacity search (`cucm_sim.studies.capacity`): its condition, its bisection and its checks, then the real thing.
+"""The capacity search (`cucm_sim.studies.capacity`): its condition, its bisection and its checks, then the real thing;
+how its result is shown and written (`cucm_sim.report.capacity`).
 
 The bisection is tested with run functions that stand in for the simulator and whose answer is known
 exactly: a step at a known value, a noisy step whose replications trip at known thresholds (common random
@@ -23,15 +24,19 @@ import pytest
 from cucm_sim import Scenario
 from cucm_sim.errors import UserError
 from cucm_sim.measures.confidence import safe_trip_rate_bound
+from cucm_sim.report.capacity import (
+    CapacityResult,
+    Condition,
+    capacity_json,
+    capacity_plot,
+    confidence_rule,
+    describe_capacity,
+    probes_csv,
+)
+from cucm_sim.report.sweep_plots import capacity_figure
 from cucm_sim.scenario.seeds import replication_seeds
 from cucm_sim.studies.backends import InProcess, Job, Outcome, RunFunction, open_backend, run_job
-from cucm_sim.studies.capacity import (
-    CapacityResult,
-    CapacityRunError,
-    Condition,
-    confidence_rule,
-    search,
-)
+from cucm_sim.studies.capacity import CapacityRunError, search
 
 BASE: dict[str, Any] = {"name": "capacity-test", "seed": 11, "duration_s": 60,
                         "load": {"calls_per_s": 1.0, "background": [{"signals_per_s": 10}]}}
@@ -170,13 +175,13 @@ def test_the_condition_already_true_at_lo_and_never_true_up_to_hi() -> None:
     assert at_lo.status == "trips_at_lo"
     assert (at_lo.highest_safe, at_lo.lowest_tripped) == (None, 5.0)
     assert [probe.value for probe in at_lo.probes] == [5.0, 50.0]  # nothing more to learn
-    assert "already holds at load.calls_per_s = 5" in at_lo.describe()[0]
+    assert "already holds at load.calls_per_s = 5" in describe_capacity(at_lo)[0]
 
     at_hi = search(BASE, CALLS, 5, 50, "code_yellow_entries > 0", 2, InProcess(), run=step_run(80.0))
     assert at_hi.status == "safe_at_hi"
     assert (at_hi.highest_safe, at_hi.lowest_tripped) == (50.0, None)
     assert [probe.value for probe in at_hi.probes] == [5.0, 50.0]
-    assert "never held up to load.calls_per_s = 50" in at_hi.describe()[0]
+    assert "never held up to load.calls_per_s = 50" in describe_capacity(at_hi)[0]
 
 
 def test_an_integer_key_is_searched_in_whole_numbers() -> None:
@@ -188,7 +193,7 @@ def test_an_integer_key_is_searched_in_whole_numbers() -> None:
     assert exact.integer
     assert (exact.highest_safe, exact.lowest_tripped) == (1234, 1235)
     assert all(type(probe.value) is int for probe in exact.probes)
-    assert json.loads(json.dumps(exact.to_dict()))["highest_safe"] == 1234
+    assert json.loads(capacity_json(exact))["highest_safe"] == 1234
 
     default = search(BASE, "devices.count", 0, 5000, "code_yellow_entries > 0", 2, InProcess(),
                      run=step_run(1234, devices))
@@ -215,7 +220,7 @@ def test_k_section_probes_several_points_per_round_when_workers_exceed_replicati
     assert rounds[1] == pytest.approx([100 / 3 + step * 100 / 15 for step in range(1, 5)])
     # Each round divides the bracket by 5: from 100/3 down to 0.1 takes ceil(log5(333.3)) = 4 rounds.
     assert result.rounds == 1 + math.ceil(math.log(100 / 3 / 0.1, 5))
-    assert "4 probes per round on 12 workers" in result.describe()[-2]
+    assert "4 probes per round on 12 workers" in describe_capacity(result)[-2]
 
 
 def test_k_section_on_whole_numbers_takes_every_one_left_when_few_remain() -> None:
@@ -410,7 +415,7 @@ def test_progress_reports_probes_and_runs() -> None:
 
 def test_the_result_as_json_csv_text_and_figure() -> None:
     result = search(BASE, CALLS, 1, 200, "code_yellow_entries > 0", 3, InProcess(), tolerance=2, run=step_run(37.3))
-    data = json.loads(json.dumps(result.to_dict()))
+    data = json.loads(capacity_json(result))
     assert data["status"] == "found" and data["condition"] == "code_yellow_entries > 0"
     assert data["capacity"] == result.highest_safe and data["seeds"] == list(result.seeds)
     assert data["safe_trip_rate_bound"] == pytest.approx(1 - 0.05 ** (1 / 3))
@@ -419,18 +424,18 @@ def test_the_result_as_json_csv_text_and_figure() -> None:
                                  "tripped_runs": 3, "mean": 1.0, "metric_values": [1, 1, 1],
                                  "tripped": [True, True, True]}
 
-    rows = list(csv.DictReader(io.StringIO(result.probes_csv())))
+    rows = list(csv.DictReader(io.StringIO(probes_csv(result))))
     assert len(rows) == len(result.probes)
     assert list(rows[0]) == ["order", "round", CALLS, "verdict", "runs", "tripped_runs", "code_yellow_entries.mean",
                              "code_yellow_entries.rep0", "code_yellow_entries.rep1", "code_yellow_entries.rep2"]
     assert rows[0][CALLS] == "1.0" and rows[0]["verdict"] == "safe" and rows[1]["tripped_runs"] == "3"
 
-    lines = result.describe()
+    lines = describe_capacity(result)
     assert lines[0].startswith(f"capacity: load.calls_per_s = {result.highest_safe:g} keeps "
                                "'code_yellow_entries > 0' false in all 3 replications")
     assert "fewer than 63 % of runs" in lines[-1]  # 1 - 0.05 ** (1/3)
 
-    figure = result.figure()
+    figure = capacity_figure(capacity_plot(result))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     assert buffer.getvalue().startswith(b"\x89PNG")
@@ -447,7 +452,7 @@ def test_a_none_metric_makes_a_safe_run() -> None:
     # 600 / v < 30 for v > 20; at or below 12 the metric does not happen (None, safe).
     assert result.highest_safe is not None and result.highest_safe <= 20 < (result.lowest_tripped or 0)
     assert any(None in probe.metric_values for probe in result.probes)
-    result.figure()
+    capacity_figure(capacity_plot(result))
 
 
 # ------------------------------------------------------------------ the done-when test: an M/M/1 knee

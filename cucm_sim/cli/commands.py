@@ -31,6 +31,14 @@ from rich.text import Text
 from cucm_sim import __version__
 from cucm_sim.errors import UserError, bounded
 from cucm_sim.measures.metrics import METRICS
+from cucm_sim.report.capacity import (
+    CAPACITY_DIRECTORY,
+    CapacityResult,
+    Condition,
+    Probe,
+    describe_capacity,
+    write_capacity,
+)
 from cucm_sim.report.files import prepare_directory
 from cucm_sim.report.narrative import narrate, narrative_text
 from cucm_sim.report.output import prepare_output_dir, read_run, write_results
@@ -48,15 +56,7 @@ from cucm_sim.scenario.loader import (
 from cucm_sim.scenario.schema import DEFAULT_SWEEP_METRICS, Scenario
 from cucm_sim.scenario.workload import check_run
 from cucm_sim.studies.backends import open_backend
-from cucm_sim.studies.capacity import (
-    CAPACITY_DIRECTORY,
-    CapacityResult,
-    CapacityRunError,
-    Condition,
-    Probe,
-    probe_scenario,
-    search,
-)
+from cucm_sim.studies.capacity import CapacityRunError, probe_scenario, search
 from cucm_sim.studies.check import PASS_RULE, ScenarioCheck, check_scenarios
 from cucm_sim.studies.grid import SweepDesign, load_sweep
 from cucm_sim.studies.junit import check_junit_path, write_junit
@@ -622,12 +622,13 @@ def capacity(scenario_file: Path, key: str, lo: float, hi: float, condition: str
     with _user_errors_exit_2(lambda: prepare_directory(out_dir, CAPACITY_DIRECTORY, force=force)) as prepared:
         result = _search_or_exit(data, key, lo, hi, condition, replications, tolerance, scenario_file, scenario.name,
                                  workers, scheduler, dask_local)
-        _user_errors_exit_2(lambda: prepared.fill(lambda directory: result.write(directory, plots=not no_plots)))
+        _user_errors_exit_2(lambda: prepared.fill(
+            lambda directory: write_capacity(result, directory, plots=not no_plots)))
     if quiet:
         click.echo(str(out_dir))
         return
     stdout.print(_probes_table(result.probes, key, result.condition))
-    for line in result.describe():
+    for line in describe_capacity(result):
         stdout.print(Text(line), highlight=False, soft_wrap=True)
     stdout.print(Text.assemble("results: ", (str(out_dir), "bold"), f" (seeds {', '.join(map(str, result.seeds))})"),
                  highlight=False, soft_wrap=True)

@@ -26,164 +26,36 @@ back end with more workers than replications narrows the interval (k + 1)-fold p
 
 **Failed runs.**  A bisection cannot skip a probe, so the first run that fails (raises, or its worker
 dies) stops the search with a `CapacityRunError` naming the probe, the replication, its seed and the error.
-Returns objects (`CapacityResult`); the CLI prints, writes and plots them.
+Returns objects (`report.capacity.CapacityResult`, plain data); `report.capacity` presents, writes and plots
+them.
 """
 
 from __future__ import annotations
 
 import copy
-import csv
-import difflib
-import io
-import json
 import math
-import operator
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 
 from cucm_sim.errors import ScenarioError, UserError
-from cucm_sim.measures.confidence import CONFIDENCE, safe_trip_rate_bound
-from cucm_sim.measures.metrics import METRIC_PATHS, lookup
-from cucm_sim.report.files import DirectoryKind
-from cucm_sim.report.formats import csv_cell, format_plain
+from cucm_sim.measures.metrics import lookup
+from cucm_sim.report.capacity import CapacityResult, Condition, Probe, Status
+from cucm_sim.report.formats import format_plain
 from cucm_sim.scenario.loader import apply_overrides, parse_scenario
 from cucm_sim.scenario.schema import Scenario
 from cucm_sim.scenario.seeds import replication_seeds
 from cucm_sim.studies.backends import Backend, Job, Outcome, RunFunction, run_job
 
-if TYPE_CHECKING:  # matplotlib is slow to import: only when a figure is asked for
-    from cucm_sim.report.sweep_plots import AggFigure, CapacityPlot
-
-CAPACITY_FILES: Final = ("capacity.json", "probes.csv", "capacity.png")
-CAPACITY_DIRECTORY: Final = DirectoryKind("cucm-sim capacity", frozenset(CAPACITY_FILES), "capacity.json")
-"""A capacity search's result directory, as --force recognises it (`files.DirectoryKind`)."""
 DEFAULT_TOLERANCE_PARTS: Final = 64
 """Default tolerance: the initial range / 64 (six halvings after the first round); at least 1 for whole numbers."""
 MAX_ROUNDS: Final = 200
 """A safety stop: no search needs more rounds (a float range halves below its precision long before)."""
 MAX_REPLICATIONS: Final = 1000
 
-OPERATORS: Final[dict[str, Callable[[float, float], bool]]] = {
-    ">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt,
-}
-CONDITION_SYNTAX: Final = ('write "METRIC OP NUMBER", e.g. "code_yellow_entries > 0": METRIC a path listed by '
-                           "`cucm-sim metrics`, OP one of > >= < <= == !=")
-_CONDITION_PATTERN: Final = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
-
-Status = Literal["found", "trips_at_lo", "safe_at_hi"]
 CapacityProgress = Callable[[int, int, int], None]
 """Called as the search advances with (probes done, runs done, runs started so far in all)."""
-
-
-def confidence_rule(replications: int) -> str:
-    """The confidence rule in words, with the numbers for `replications`."""
-    bound = safe_trip_rate_bound(replications)
-    runs = "its replication" if replications == 1 else f"every one of its {replications} replications"
-    return (f"A probe is safe when the condition is false in {runs}, tripped otherwise; a value whose runs trip "
-            f"with probability p passes as safe with probability (1-p)^{replications}, so with "
-            f"{CONFIDENCE * 100:.0f} % confidence a safe value trips in fewer than {bound * 100:.0f} % of runs. "
-            "Every probe uses the same seeds (common random numbers).")
-
-
-# ------------------------------------------------------------------ the condition
-@dataclass(frozen=True)
-class Condition:
-    """`metric op threshold`, e.g. code_yellow_entries > 0, judged on one run's summary.
-
-    A metric that did not happen in a run (None: no Code Yellow entry to time) makes every comparison
-    false, `!=` included: "first_code_yellow_entry_s < 600" does not hold in a run without Code Yellow.
-    """
-
-    metric: str
-    op: str
-    threshold: float
-
-    @classmethod
-    def parse(cls, text: str) -> Condition:
-        """The condition written in `text` ("metric op number"); UserError with one line naming the text and
-        what is allowed when it is not one."""
-        match = _CONDITION_PATTERN.match(text)
-        if match is None:
-            raise UserError([f"--until {text!r}: not a condition; {CONDITION_SYNTAX}"])
-        metric, op, number = match.groups()
-        if metric not in METRIC_PATHS:
-            close = difflib.get_close_matches(metric, METRIC_PATHS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UserError([f"--until {text!r}: unknown metric {metric!r}{hint}; {CONDITION_SYNTAX}"])
-        try:
-            threshold = float(number)
-        except ValueError:
-            threshold = math.nan
-        if not math.isfinite(threshold):
-            raise UserError([f"--until {text!r}: {number!r} is not a finite number; {CONDITION_SYNTAX}"])
-        return cls(metric, op, threshold)
-
-    def __post_init__(self) -> None:
-        if self.op not in OPERATORS:
-            raise ValueError(f"unknown operator {self.op!r}; one of {' '.join(OPERATORS)}")
-        if self.metric not in METRIC_PATHS:
-            raise ValueError(f"unknown metric {self.metric!r}")
-
-    def holds_for(self, value: float | None) -> bool:
-        """Whether the metric's `value` satisfies the condition; False for a metric that did not happen."""
-        if value is None:
-            return False
-        return OPERATORS[self.op](value, self.threshold)
-
-    def holds(self, summary: Mapping[str, Any]) -> bool:
-        """Whether the condition holds in a run's `summary`; False when its metric did not happen (None)."""
-        return self.holds_for(lookup(summary, self.metric))
-
-    def __str__(self) -> str:
-        return f"{self.metric} {self.op} {format_plain(self.threshold)}"
-
-
-# ------------------------------------------------------------------ results
-@dataclass(frozen=True)
-class Probe:
-    """One value of the varied key and its R runs: each replication's metric value and whether it tripped.
-
-    `order` counts probes from 1 in the order they were made; `round` is the batch they ran in (0: the
-    first, lo and hi).  `metric_values[r]` is the condition's metric in replication r (None when it did
-    not happen), `tripped_runs[r]` whether the condition held there.
-    """
-
-    order: int
-    round: int
-    value: float
-    metric_values: tuple[float | None, ...]
-    tripped_runs: tuple[bool, ...]
-
-    @property
-    def runs(self) -> int:
-        """How many replications ran at this probe."""
-        return len(self.tripped_runs)
-
-    @property
-    def tripped(self) -> int:
-        """In how many replications the condition held."""
-        return sum(self.tripped_runs)
-
-    @property
-    def safe(self) -> bool:
-        """The confidence rule: safe only when the condition held in none of the replications."""
-        return self.tripped == 0
-
-    @property
-    def verdict(self) -> str:
-        """'safe' or 'tripped'."""
-        return "safe" if self.safe else "tripped"
-
-    @property
-    def mean(self) -> float | None:
-        """Mean of the metric over the replications where it happened; None when it happened in none."""
-        values = [value for value in self.metric_values if value is not None]
-        return float(np.mean(values)) if values else None
 
 
 class CapacityRunError(UserError):
@@ -192,164 +64,6 @@ class CapacityRunError(UserError):
     def __init__(self, problems: list[str], probes: tuple[Probe, ...]) -> None:
         super().__init__(problems)
         self.probes = probes
-
-
-@dataclass(frozen=True)
-class CapacityResult:
-    """What a capacity search found, and every probe it made to find it.
-
-    `status`: "found" (the condition is false at `highest_safe` and held at `lowest_tripped`, at most
-    `tolerance` apart), "trips_at_lo" (it already holds at `lo`; `highest_safe` is None) or "safe_at_hi"
-    (it never held up to `hi`; `lowest_tripped` is None).  Values are in the varied key's unit; whole
-    numbers (ints) when the key is an integer field.
-    """
-
-    scenario_name: str
-    key: str
-    condition: Condition
-    lo: float
-    hi: float
-    integer: bool
-    tolerance: float
-    replications: int
-    seeds: tuple[int, ...]
-    probes_per_round: int
-    workers: int
-    probes: tuple[Probe, ...]
-    status: Status
-    highest_safe: float | None
-    lowest_tripped: float | None
-    rule: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rule", confidence_rule(self.replications))
-
-    @property
-    def capacity(self) -> float | None:
-        """The answer: the highest value found safe (None when the condition holds already at lo)."""
-        return self.highest_safe
-
-    @property
-    def rounds(self) -> int:
-        """How many rounds (batches of probes run together) the search took."""
-        return max((probe.round for probe in self.probes), default=-1) + 1
-
-    @property
-    def runs(self) -> int:
-        """How many runs the search made."""
-        return sum(probe.runs for probe in self.probes)
-
-    def describe(self) -> list[str]:
-        """The result for people, a few lines: the answer, the bracket, the rule and the effort."""
-        condition = f"'{self.condition}'"
-        if self.status == "found":
-            assert self.highest_safe is not None and self.lowest_tripped is not None
-            tripped = next(p for p in self.probes if p.value == self.lowest_tripped and not p.safe)
-            lines = [
-                f"capacity: {self.key} = {format_plain(self.highest_safe)} keeps {condition} false in all "
-                f"{self.replications} replication{_s(self.replications)}",
-                f"it held at {format_plain(self.lowest_tripped)} ({tripped.tripped} of {tripped.runs}): the knee "
-                f"lies between {format_plain(self.highest_safe)} and {format_plain(self.lowest_tripped)} (width "
-                f"{format_plain(self.lowest_tripped - self.highest_safe)}, tolerance {format_plain(self.tolerance)})",
-            ]
-        elif self.status == "trips_at_lo":
-            first = self.probes[0]
-            lines = [f"{condition} already holds at {self.key} = {format_plain(self.lo)} ({first.tripped} of "
-                     f"{first.runs} replications): no capacity in [{format_plain(self.lo)}, {format_plain(self.hi)}]; "
-                     "try a lower --lo"]
-        else:
-            lines = [f"{condition} never held up to {self.key} = {format_plain(self.hi)} (in any of "
-                     f"{self.replications} replication{_s(self.replications)}): the capacity is above "
-                     f"{format_plain(self.hi)}; try a higher --hi"]
-        per_round = (f", {self.probes_per_round} probes per round on {self.workers} workers"
-                     if self.probes_per_round > 1 else "")
-        lines.append(f"{len(self.probes)} probes in {self.rounds} rounds, {self.runs} runs{per_round}")
-        lines.append(self.rule)
-        return lines
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything, as JSON-ready plain data (probes in the order made)."""
-        return {
-            "scenario": self.scenario_name,
-            "key": self.key,
-            "condition": str(self.condition),
-            "status": self.status,
-            "capacity": self.highest_safe,
-            "highest_safe": self.highest_safe,
-            "lowest_tripped": self.lowest_tripped,
-            "lo": self.lo,
-            "hi": self.hi,
-            "integer": self.integer,
-            "tolerance": self.tolerance,
-            "replications": self.replications,
-            "seeds": list(self.seeds),
-            "rule": self.rule,
-            "safe_trip_rate_bound": safe_trip_rate_bound(self.replications),
-            "confidence": CONFIDENCE,
-            "probes_per_round": self.probes_per_round,
-            "workers": self.workers,
-            "rounds": self.rounds,
-            "runs": self.runs,
-            "probes": [
-                {
-                    "order": probe.order,
-                    "round": probe.round,
-                    "value": probe.value,
-                    "verdict": probe.verdict,
-                    "runs": probe.runs,
-                    "tripped_runs": probe.tripped,
-                    "mean": probe.mean,
-                    "metric_values": list(probe.metric_values),
-                    "tripped": list(probe.tripped_runs),
-                }
-                for probe in self.probes
-            ],
-        }
-
-    def probes_csv(self) -> str:
-        """The probes as CSV text, one row per probe in the order made: order, round, the value, verdict,
-        runs, tripped runs, the metric's mean and each replication's metric (empty when it did not happen)."""
-        metric = self.condition.metric
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["order", "round", self.key, "verdict", "runs", "tripped_runs", f"{metric}.mean",
-                         *(f"{metric}.rep{index}" for index in range(self.replications))])
-        for probe in self.probes:
-            writer.writerow([probe.order, probe.round, csv_cell(probe.value), probe.verdict, probe.runs, probe.tripped,
-                             csv_cell(probe.mean), *(csv_cell(value) for value in probe.metric_values)])
-        return buffer.getvalue()
-
-    def write(self, directory: Path, plots: bool = True) -> list[str]:
-        """Write capacity.json, probes.csv and (with `plots`) capacity.png into `directory`; return the names."""
-        (directory / "capacity.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        (directory / "probes.csv").write_text(self.probes_csv(), encoding="utf-8")
-        if not plots:
-            return ["capacity.json", "probes.csv"]
-        self.figure().savefig(directory / "capacity.png")
-        return list(CAPACITY_FILES)
-
-    def plot_data(self, title: str | None = None) -> CapacityPlot:
-        """What `sweep_plots.capacity_figure` draws for this result."""
-        from cucm_sim.report.sweep_plots import CapacityPlot, ProbePlot
-
-        return CapacityPlot(
-            title=title or f"Capacity search: {self.scenario_name}",
-            key=self.key,
-            metric=self.condition.metric,
-            condition=str(self.condition),
-            threshold=self.condition.threshold,
-            rule=self.rule,
-            probes=tuple(ProbePlot(probe.order, float(probe.value), probe.metric_values, probe.tripped_runs)
-                         for probe in self.probes),
-            highest_safe=None if self.highest_safe is None else float(self.highest_safe),
-            lowest_tripped=None if self.lowest_tripped is None else float(self.lowest_tripped),
-        )
-
-    def figure(self, title: str | None = None) -> AggFigure:
-        """The probes plotted (see `sweep_plots.capacity_figure`); save with ``figure.savefig(path)``."""
-        from cucm_sim.report.sweep_plots import capacity_figure
-
-        return capacity_figure(self.plot_data(title))
 
 
 # ------------------------------------------------------------------ the search
@@ -633,5 +347,3 @@ def _yaml_number(value: float) -> str:
     return str(np.format_float_positional(value, unique=True, trim="0"))
 
 
-def _s(count: int) -> str:
-    return "" if count == 1 else "s"
