@@ -8,7 +8,7 @@ writes, in DIR:
   sweep asked for, and says what differs; a scenario without a seed takes the manifest's root seed back.
 - `runs.csv`, one row per run: `point,replication,<grid keys>,seed,status,error,<every metric>,wall_s`.
   Each finished run is appended, flushed and fsync'd as it completes, so a Ctrl-C or a killed process
-  loses no finished run.  When every run is done the file is rewritten (temporary file + os.replace) in
+  loses no finished run.  When every run is done the file is rewritten (`files.write_text_atomically`) in
   (point, replication) order, so its bytes depend neither on the order runs finished in nor on the backend;
   only wall_s differs.  Ints are written as ints, floats by repr (the shortest text that reads back as the
   same float), a metric that did not happen as an empty cell.  A failed run has status `error`, the error
