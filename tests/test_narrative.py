@@ -22,7 +22,8 @@ from click.testing import CliRunner, Result
 from known_runs import starvation
 
 from cucm_sim import RunResult, Scenario, simulate
-from cucm_sim.cli.commands import WHAT_HAPPENED_LINES, main
+from cucm_sim.cli import main
+from cucm_sim.cli.run import WHAT_HAPPENED_LINES
 from cucm_sim.errors import UserError
 from cucm_sim.measures.timeline import TIMELINE_COLUMNS
 from cucm_sim.report.narrative import (

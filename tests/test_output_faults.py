@@ -205,7 +205,7 @@ def test_a_sweep_directory_that_appears_after_the_check_is_not_started_over(
     grid = ["--grid", "load.calls_per_s=1", "-n", "1", "--workers", "1", "--no-plots"]
     assert invoke("sweep", tiny, *grid, "--out", out).exit_code == 0
     before = {name: (out / name).read_bytes() for name in os.listdir(out)}
-    monkeypatch.setattr("cucm_sim.cli.commands.check_out_dir", lambda *_args, **_kwargs: None)
+    monkeypatch.setattr("cucm_sim.cli.studies.check_out_dir", lambda *_args, **_kwargs: None)
     monkeypatch.setattr("cucm_sim.studies.sweep.check_out_dir", lambda *_args, **_kwargs: None)
 
     result = invoke("sweep", tiny, *grid, "--out", out, "--seed", "3")
@@ -386,7 +386,7 @@ def test_out_of_memory_is_one_line_and_exit_2(tiny: Path, tmp_path: Path, monkey
     def exhausted(*_args: object, **_kwargs: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr("cucm_sim.cli.commands.simulate", exhausted)
+    monkeypatch.setattr("cucm_sim.cli.run.simulate", exhausted)
     result = invoke("run", tiny, "--out", tmp_path / "r")
 
     assert result.exit_code == 2

@@ -140,7 +140,7 @@ def test_workers_and_resource_tracker_end_when_the_command_is_killed(command: st
 def test_an_interrupted_command_exits_130_at_once_and_leaves_no_process(
     command: str, signal_number: int, tmp_path: Path
 ) -> None:
-    # SIGTERM is handled as Ctrl-C by the command line (cli._sigterm_as_interrupt).
+    # SIGTERM is handled as Ctrl-C by the command line (cli.app._sigterm_as_interrupt).
     arguments = sweep_arguments(tmp_path / "out") if command == "sweep" else check_arguments()
     with started(arguments, tmp_path) as (process, tree):
         os.kill(process.pid, signal_number)  # the command alone: its workers see no signal

@@ -1,5 +1,5 @@
 """`python -m cucm_sim.cli ...`: the same as the `cucm-sim` console script."""
 
-from cucm_sim.cli.commands import main
+from cucm_sim.cli import main
 
 main()

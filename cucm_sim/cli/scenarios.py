@@ -1,0 +1,72 @@
+"""The commands that help write a scenario: `validate` its files, and the reference beside it: the `metrics` an
+`expect:` block may bound, the scenario's JSON `schema` and the call-throttling service `params`.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from cucm_sim.cli.app import fail, load_each, stdout
+from cucm_sim.measures.metrics import METRICS
+from cucm_sim.rules.throttling import ThrottlingParams
+from cucm_sim.scenario.loader import unit_of
+from cucm_sim.scenario.schema import Scenario
+
+
+@click.command(short_help="Check scenario files: one line per problem.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Validate with these overrides.")
+def validate(files: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
+    """Check scenario FILES; print one line per problem (file, field, value, allowed range)."""
+    loaded, problems = load_each(files, overrides)
+    for path, _ in loaded:
+        stdout.print(Text.assemble(("ok", "green"), f" {path}"), highlight=False, soft_wrap=True)
+    if problems:
+        fail(problems)
+
+
+@click.command(short_help="List the metrics an expect: block may bound.")
+def metrics() -> None:
+    """List the metrics an `expect:` block may bound: dotted path, unit, meaning."""
+    table = Table(title="Metrics for expect: (dotted paths into summary.json)", title_justify="left")
+    for header in ("metric", "unit", "meaning"):
+        table.add_column(header, overflow="fold")
+    for metric in METRICS:
+        table.add_row(metric.path, metric.unit, metric.description)
+    stdout.print(table)
+    stdout.print("A bound is {min: X}, {max: X}, {min: X, max: Y} or {equals: X}; a metric that did not happen "
+                 "(None) fails every bound.", highlight=False)
+
+
+@click.command(short_help="Print the scenario JSON Schema.")
+def schema() -> None:
+    """Print the scenario JSON Schema (for editor completion and validation)."""
+    click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+@click.command(short_help="Show the call-throttling service parameters.")
+def params() -> None:
+    """Show the call-throttling service parameters: name, unit, default, range, meaning."""
+    stdout.print("[bold]Cisco CallManager service parameters, Call Throttling[/] (scenario section `throttling:`)\n")
+    for name, field in ThrottlingParams.model_fields.items():
+        unit = "events per 5 s" if name == "max_events_allowed" else unit_of(name)
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        allowed = str(extra.get("allowed", ""))
+        if not allowed:
+            bounds = {type(m).__name__: m for m in field.metadata}
+            if "Ge" in bounds and "Le" in bounds:
+                allowed = f"{bounds['Ge'].ge}..{bounds['Le'].le}"
+            else:
+                allowed = " or ".join(getattr(field.annotation, "__args__", ()))
+        line = f"[bold cyan]{name}[/]  default {field.default} {unit}, allowed {allowed} {unit}"
+        stdout.print(line.replace(" ,", ",").rstrip(), highlight=False)
+        # wrapped by hand: rich's Padding would pad every line with spaces to the full width (ugly in a pipe)
+        description = textwrap.fill(field.description or "", width=stdout.width, initial_indent="    ",
+                                    subsequent_indent="    ")
+        stdout.print(Text(description + "\n"), highlight=False, soft_wrap=True)
