@@ -10,7 +10,8 @@
   ints, floats by repr (the shortest text that reads back as the same float).
 
 Formats only one writer uses stay beside it: the story's times and delays (`narrative`), the columns of
-timeline.csv and alarms.csv (`output`), the ticks of a figure (`plotting`, `sweep_plots`).
+timeline.csv and alarms.csv (`output`), the ticks of a figure (`plotting`, `sweep_plots`), the summary table
+`cucm-sim run` prints (`cli.run`).
 """
 
 from __future__ import annotations
