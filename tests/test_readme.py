@@ -51,3 +51,14 @@ def test_readme_sweep_and_capacity_commands_run(tmp_path: pathlib.Path) -> None:
                                            "--out", str(out_dir)], catch_exceptions=False)
         assert result.exit_code == 0, result.output
         assert sorted(path.name for path in out_dir.iterdir()) == sorted(expected[words[0]])
+
+
+def test_the_layout_tour_names_every_folder_and_only_real_paths() -> None:
+    tour = README[README.index("## Layout"):]
+    if "\n## " in tour:
+        tour = tour[:tour.index("\n## ")]
+    folders = {path.name for path in (ROOT / "cucm_sim").iterdir() if (path / "__init__.py").exists()}
+    listed = set(re.findall(r"^\| `(\w+)/` \|", tour, re.M))
+    assert listed == folders
+    for path in re.findall(r"`(cucm_sim/[\w/]+\.py)`", README):
+        assert (ROOT / path).is_file(), path
