@@ -7,6 +7,7 @@ import pytest
 
 from cucm_sim import Scenario
 from cucm_sim.engine.batched import node as batched_model
+from cucm_sim.engine.batched import settle
 from cucm_sim.sdl.block import MIN_SERVICE_S, ServiceDraws
 from cucm_sim.world.world import NodeSetup, World
 
@@ -15,7 +16,7 @@ def test_a_storm_with_a_sub_nanosecond_service_settles(monkeypatch: pytest.Monke
     # This seed draws a service shorter than the 1 ns tie allowance during a registration storm: the
     # follow-on of that signal then looked ready at its parent's own start, took its slot, and the
     # block's fixed point cycled between two answers forever.  A few hundred passes is plenty now.
-    monkeypatch.setattr(batched_model, "MAX_PASSES", 400)
+    monkeypatch.setattr(settle, "MAX_PASSES", 400)
     scenario = Scenario.model_validate({
         "name": "storm", "duration_s": 10, "seed": 10033762954876074632,
         "node": {"signal_service_time_ms": {"distribution": "exponential", "mean": 0.15}},
