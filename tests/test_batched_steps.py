@@ -36,7 +36,7 @@ from cucm_sim.engine.batched.events import (
 )
 from cucm_sim.engine.batched.sccp_block import closures_in, remember
 from cucm_sim.engine.batched.state import NodeConstants, NodeSnapshot, RingBlock
-from cucm_sim.engine.batched.tags import KIND_BITS, OFFHOOK, REG_INITIAL, REG_LOW, ident_of, kind_of, pack
+from cucm_sim.engine.batched.tags import KIND_BITS, OFFHOOK, REG_INITIAL, REG_LOW, ident_of, kind_of, pack, unpack
 from cucm_sim.engine.batched.tally import counts_and_sums_per_row, counts_per_row, tally
 from cucm_sim.engine.vocabulary import LOW, LOWEST, NORMAL, REGISTERED, REGISTERING, UNREGISTERED
 from cucm_sim.rules.sccp import SccpEventLimiter
@@ -98,7 +98,7 @@ def _due(events: list[tuple[float, Event]]) -> list[Entry]:
 @given(kind=st.sampled_from([OFFHOOK, REG_INITIAL, REG_LOW]), ident=st.integers(0, 2**60))
 def test_a_tag_gives_back_its_kind_and_id(kind: int, ident: int) -> None:
     tag = pack(kind, ident)
-    assert (kind_of(tag), ident_of(tag)) == (kind, ident)
+    assert (kind_of(tag), ident_of(tag)) == unpack(tag) == (kind, ident)
     assert tag != NO_TAG and tag >= 0
 
 

@@ -36,7 +36,7 @@ from cucm_sim.engine.batched.events import (
     TearsDown,
 )
 from cucm_sim.engine.batched.state import NodeSnapshot
-from cucm_sim.engine.batched.tags import OFFHOOK, REG_INITIAL, REG_LOW, Completion, ident_of, kind_of, pack
+from cucm_sim.engine.batched.tags import OFFHOOK, REG_INITIAL, REG_LOW, Completion, kind_of, pack, unpack
 from cucm_sim.engine.vocabulary import LOW, LOWEST, NORMAL, REGISTERED, REGISTERING, UNREGISTERED
 from cucm_sim.sdl.block import NO_TAG, QUEUES
 
@@ -132,35 +132,41 @@ class _Play:
         self.server_follows = server_follows
         self.registered = node.registered
         self.seq = itertools.count()
+        self._states = d.state
+        self._states_before = node.device_states
 
     def play(self, heap: list[Entry]) -> None:
         """Play every event of `heap` in order, and those the events add to it."""
+        pop = heapq.heappop
         while heap:
-            t_s, _, _, event = heapq.heappop(heap)
-            match event:
-                case Handled(tag, arrival_s):
-                    self.handled(heap, t_s, tag, arrival_s)
-                case Registers(device):
-                    if self.state(device) == UNREGISTERED:
-                        self.set_state(device, t_s, REGISTERING)
-                        self.signal(t_s, LOWEST, device, tag=pack(REG_INITIAL, device))
-                case TearsDown(device, signals, queued):
-                    self.signal(t_s, NORMAL, device, count=signals, queued=queued)
-                case Leaves(device):
-                    if self.state(device) != UNREGISTERED:
-                        self.set_state(device, t_s, UNREGISTERED)
-                case Closes(device):
-                    if self.state(device) != UNREGISTERED:
-                        self.set_state(device, t_s, UNREGISTERED)
-                    again_s = t_s + self.node.constants.reregister_delay_s
-                    if again_s < self.t1_s:
-                        heapq.heappush(heap, (again_s, REGISTERS, next(self.seq), Registers(device)))
-                    else:
-                        self.d.later.append((again_s, Registers(device)))
+            t_s, _, _, event = pop(heap)
+            # isinstance, not `match`: this is the per-event loop of a registration storm, where a `match`
+            # on the record's class took a tenth of the engine's time (measured on R2).
+            if isinstance(event, Handled):
+                self.handled(heap, t_s, event.tag, event.arrival_s)
+            elif isinstance(event, Registers):
+                device = event.device
+                if self.state(device) == UNREGISTERED:
+                    self.set_state(device, t_s, REGISTERING)
+                    self.signal(t_s, LOWEST, device, tag=pack(REG_INITIAL, device))
+            elif isinstance(event, TearsDown):
+                self.signal(t_s, NORMAL, event.device, count=event.signals, queued=event.queued)
+            elif isinstance(event, Leaves):
+                if self.state(event.device) != UNREGISTERED:
+                    self.set_state(event.device, t_s, UNREGISTERED)
+            else:  # Closes
+                device = event.device
+                if self.state(device) != UNREGISTERED:
+                    self.set_state(device, t_s, UNREGISTERED)
+                again_s = t_s + self.node.constants.reregister_delay_s
+                if again_s < self.t1_s:
+                    heapq.heappush(heap, (again_s, REGISTERS, next(self.seq), Registers(device)))
+                else:
+                    self.d.later.append((again_s, Registers(device)))
 
     def handled(self, heap: list[Entry], t_s: float, tag: int, arrival_s: float) -> None:
         """A tagged signal's service ended at `t_s`: what waited for it goes on."""
-        kind, ident = kind_of(tag), ident_of(tag)
+        kind, ident = unpack(tag)
         immediate = kind not in self.server_follows or (t_s, tag, arrival_s) == self.node.carried
         constants = self.node.constants
         d = self.d
@@ -188,11 +194,11 @@ class _Play:
 
     def state(self, device: int) -> int:
         """`device`'s state now."""
-        return self.d.state.get(device, int(self.node.device_states[device]))
+        return self._states.get(device, int(self._states_before[device]))
 
     def set_state(self, device: int, t_s: float, new: int) -> None:
         self.registered += (new == REGISTERED) - (self.state(device) == REGISTERED)
-        self.d.state[device] = new
+        self._states[device] = new
         self.d.changes.setdefault(device, []).append((t_s, new))
 
     def signal(

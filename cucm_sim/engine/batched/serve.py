@@ -16,7 +16,7 @@ from cucm_sim.engine.batched.arrivals import PrimaryArrivals
 from cucm_sim.engine.batched.decide import Decisions
 from cucm_sim.engine.batched.events import REGISTERS
 from cucm_sim.engine.batched.state import NodeConstants, NodeSnapshot
-from cucm_sim.engine.batched.tags import OFFHOOK, REG_INITIAL, REG_LOW, Completion, ident_of, kind_of, pack
+from cucm_sim.engine.batched.tags import OFFHOOK, REG_INITIAL, REG_LOW, Completion, kind_of, pack, unpack
 from cucm_sim.engine.vocabulary import HIGH, LOW, LOWEST, NORMAL
 from cucm_sim.sdl.block import NO_TAG, QUEUES, Arrivals, BlockPlan, FollowOns
 
@@ -89,7 +89,7 @@ def follow_ons(node: NodeSnapshot, d: Decisions, kinds: frozenset[int]) -> Follo
     rest = constants.registration_rest
 
     def follow_ons_of(tag: int) -> list[tuple[int, int, int, float]]:
-        kind, ident = kind_of(tag), ident_of(tag)
+        kind, ident = unpack(tag)
         if kind not in kinds:
             return []
         if kind == OFFHOOK:

@@ -30,7 +30,7 @@ from cucm_sim.engine.batched.serve import (
     queue_arrivals,
 )
 from cucm_sim.engine.batched.state import NodeSnapshot
-from cucm_sim.engine.batched.tags import OFFHOOK, Completion, ident_of, kind_of
+from cucm_sim.engine.batched.tags import OFFHOOK, Completion, unpack
 from cucm_sim.engine.vocabulary import HIGH, LOW, LOWEST, NORMAL
 from cucm_sim.sdl.block import (
     TIE_S,
@@ -175,9 +175,9 @@ def with_dial_tones(node: NodeSnapshot, d: Decisions, handled: list[Completion],
     )
     setup_signals, teardown_signals = node.constants.setup_signals, node.constants.teardown_signals
     for end_s, tag, arrival_s in handled:
-        if kind_of(tag) != OFFHOOK:
+        kind, ident = unpack(tag)
+        if kind != OFFHOOK:
             return None
-        ident = ident_of(tag)
         device, holding_s = d.new_calls.get(ident) or node.calls_in_progress[ident]
         out.done_calls.append(ident)
         out.dial_tone_ms.append((end_s - arrival_s) * 1000.0)

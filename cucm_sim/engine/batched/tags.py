@@ -3,8 +3,9 @@
 A tag holds a kind in its low `KIND_BITS` bits and an id above them: a call's off-hook signal
 (`OFFHOOK`, the call's id: it gives dial tone), a registration's request (`REG_INITIAL`, the device's
 id) and a registration's last low signal (`REG_LOW`, the device's id).  `sdl.block.NO_TAG` marks a
-signal nobody waits for; it is not a packed tag and is never taken apart.  `pack`, `kind_of` and
-`ident_of` are the one spelling of the packing, for an int and for a numpy integer array alike.
+signal nobody waits for; it is not a packed tag and is never taken apart.  `pack`, `kind_of`,
+`ident_of` and `unpack` are the one spelling of the packing, for an int and for a numpy integer array
+alike.
 
 A `Completion` is a tagged signal whose service ended: what the serve step hands to the decide step.
 """
@@ -41,3 +42,8 @@ def kind_of(tag: Tags) -> Tags:
 def ident_of(tag: Tags) -> Tags:
     """The call or device id of `tag`."""
     return tag >> KIND_BITS
+
+
+def unpack(tag: int) -> tuple[int, int]:
+    """(kind, id) of `tag`: `kind_of` and `ident_of` in one call, for the per-event loops."""
+    return tag & KIND_MASK, tag >> KIND_BITS
