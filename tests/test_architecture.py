@@ -4,7 +4,8 @@ Each top-level part of `cucm_sim` (a sub-package, or one of the few modules left
 a module imports only from its own part or from parts of lower layers.  The two engines are independent
 implementations of the same rules, so `engine.signal` and `engine.batched` never import each other.
 SimPy is imported only by the engines and the world, matplotlib only by the report, Dask only by the
-backends.  Every module opens with a docstring.
+backends.  The shared vocabulary (queue names and numbers, phone states, random streams, the confidence
+level, the throttling states) is defined in one module each.  Every module opens with a docstring.
 """
 
 from __future__ import annotations
@@ -111,3 +112,41 @@ def test_violations_are_seen() -> None:
 def test_module_docstring(path: pathlib.Path) -> None:
     docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     assert docstring and len(docstring) > 40, f"{path.relative_to(PACKAGE)} needs a docstring saying what it owns"
+
+
+SHARED_WORDS = frozenset({
+    "Priority", "PRIORITIES", "QUEUES", "HIGH", "NORMAL", "LOW", "LOWEST", "PRIORITY_INDEX",
+    "UNREGISTERED", "REGISTERING", "REGISTERED", "NODE_STREAMS", "BATCHED_STREAMS", "CONFIDENCE", "STATES",
+})
+"""Names of the vocabulary every layer shares: each is given a value at the top of one module only."""
+
+
+def _definitions(tree: ast.Module) -> set[str]:
+    """The names a module gives a value at its top level (plain and annotated assignments, tuple targets)."""
+    names: set[str] = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        for target in targets:
+            names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def _defined_twice(trees: dict[str, ast.Module]) -> dict[str, list[str]]:
+    """Each shared word defined in more than one of `trees` (module -> parsed source), with where."""
+    where: dict[str, list[str]] = {}
+    for module, tree in trees.items():
+        for name in _definitions(tree) & SHARED_WORDS:
+            where.setdefault(name, []).append(module)
+    return {name: sorted(modules) for name, modules in where.items() if len(modules) > 1}
+
+
+def test_the_shared_vocabulary_is_defined_once() -> None:
+    trees = {_dotted(path): ast.parse(path.read_text(encoding="utf-8")) for path in _modules()}
+    assert _defined_twice(trees) == {}
+
+
+def test_a_second_definition_is_seen() -> None:
+    trees = {"rules.priorities": ast.parse("HIGH, NORMAL, LOW, LOWEST = range(4)"),
+             "sdl.block": ast.parse("QUEUES: int = 4\nLOW = 2\nOTHER = 1"), "engine.x": ast.parse("QUEUES = 4")}
+    assert _defined_twice(trees) == {"LOW": ["rules.priorities", "sdl.block"], "QUEUES": ["engine.x", "sdl.block"]}

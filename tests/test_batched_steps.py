@@ -38,9 +38,10 @@ from cucm_sim.engine.batched.sccp_block import closures_in, remember
 from cucm_sim.engine.batched.state import NodeConstants, NodeSnapshot, RingBlock
 from cucm_sim.engine.batched.tags import KIND_BITS, OFFHOOK, REG_INITIAL, REG_LOW, ident_of, kind_of, pack, unpack
 from cucm_sim.engine.batched.tally import counts_and_sums_per_row, counts_per_row, tally
-from cucm_sim.engine.vocabulary import LOW, LOWEST, NORMAL, REGISTERED, REGISTERING, UNREGISTERED
+from cucm_sim.engine.vocabulary import REGISTERED, REGISTERING, UNREGISTERED
+from cucm_sim.rules.priorities import LOW, LOWEST, NORMAL, QUEUES
 from cucm_sim.rules.sccp import SccpEventLimiter
-from cucm_sim.sdl.block import NO_TAG, QUEUES, Arrivals, RouterState, ServiceDraws, serve_block
+from cucm_sim.sdl.block import NO_TAG, Arrivals, RouterState, ServiceDraws, serve_block
 
 
 class _Fixed:

@@ -7,6 +7,7 @@ are tested in test_check_cli.py.
 from __future__ import annotations
 
 import math
+import typing
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,11 @@ import pytest
 from cucm_sim import Scenario, simulate
 from cucm_sim.errors import ScenarioError
 from cucm_sim.measures.confidence import mean_confidence_interval
-from cucm_sim.measures.metrics import METRIC_PATHS, METRICS, PRIORITIES, STATES, derived_metrics, lookup
+from cucm_sim.measures.metrics import METRIC_PATHS, METRICS, STATES, derived_metrics, lookup
 from cucm_sim.rules.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
+from cucm_sim.rules.priorities import PRIORITIES, Priority
 from cucm_sim.rules.throttling import ThrottleState
 from cucm_sim.scenario.loader import parse_scenario
-from cucm_sim.scenario.schema import PRIORITIES as SCHEMA_PRIORITIES
 from cucm_sim.scenario.schema import Bound
 from cucm_sim.scenario.seeds import derive_seed, replication_seeds
 from cucm_sim.studies.check import Outcome, evaluate
@@ -51,7 +52,7 @@ def test_catalogue_is_exactly_the_summary_s_numbers() -> None:
 
 
 def test_catalogue_names_match_the_schema_and_states() -> None:
-    assert PRIORITIES == SCHEMA_PRIORITIES
+    assert typing.get_args(Priority) == PRIORITIES  # the schema's literal and the queues' order
     assert tuple(state.value for state in ThrottleState) == STATES
 
 

@@ -16,9 +16,10 @@ import numpy as np
 from click.testing import CliRunner
 
 from cucm_sim.cli import main
-from cucm_sim.measures.metrics import HISTOGRAM_QUANTILES, METRIC_PATHS, PRIORITIES
+from cucm_sim.measures.metrics import HISTOGRAM_QUANTILES, METRIC_PATHS
 from cucm_sim.measures.stats import BINS_PER_DECADE, QUANTILE_RELATIVE_RESOLUTION, LogHistogram
 from cucm_sim.report.sweep_plots import CapacityPlot, PlotPoint, ProbePlot, capacity_figure, sweep_figure
+from cucm_sim.rules.priorities import PRIORITIES
 from cucm_sim.scenario.schema import Bound
 from cucm_sim.studies.check import Outcome
 

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cucm_sim.rules.priorities import QUEUES
 from cucm_sim.sdl.block import (
     NO_TAG,
-    QUEUES,
     TIE_S,
     Arrivals,
     RouterState,

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cucm_sim.engine.vocabulary import PRIORITY_INDEX, REGISTERED, UNREGISTERED
+from cucm_sim.engine.vocabulary import REGISTERED, UNREGISTERED
+from cucm_sim.rules.priorities import PRIORITY_INDEX
 from cucm_sim.scenario.schema import DevicesParams
 
 

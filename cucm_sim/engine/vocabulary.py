@@ -1,4 +1,4 @@
-"""The words both node engines share, defined once: queue indices, phone states and random streams.
+"""The words both node engines share, defined once: phone states and random streams.
 
 The two engines are independent implementations of the same rules; what they must agree on to be
 compared (and to give every existing seed its old results) lives here.  The order of the stream names
@@ -12,12 +12,6 @@ from collections.abc import Mapping
 from typing import Final
 
 import numpy as np
-
-from cucm_sim.scenario.schema import PRIORITIES, Priority
-
-HIGH, NORMAL, LOW, LOWEST = range(4)
-"""The router thread's four queues, highest first (their index in every per-queue list)."""
-PRIORITY_INDEX: Final[dict[Priority, int]] = {name: index for index, name in enumerate(PRIORITIES)}
 
 UNREGISTERED, REGISTERING, REGISTERED = range(3)
 """A phone's registration state, as the device table holds it."""

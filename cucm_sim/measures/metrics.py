@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from cucm_sim.rules.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
+from cucm_sim.rules.priorities import PRIORITIES
+from cucm_sim.rules.throttling import ThrottleState
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,7 @@ class Metric:
     description: str
 
 
-STATES: Final = ("Normal", "CodeYellow", "CodeRed")
-PRIORITIES: Final = ("high", "normal", "low", "lowest")
+STATES: Final = tuple(state.value for state in ThrottleState)
 _DELAY_STATS: Final = {
     "count": ("count", "how many values"),
     "mean": ("ms", "mean"),

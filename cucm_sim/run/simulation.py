@@ -20,8 +20,9 @@ from cucm_sim.engine.interface import NodeCounters
 from cucm_sim.errors import WorkLimitError
 from cucm_sim.measures.metrics import derived_metrics
 from cucm_sim.rules.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
+from cucm_sim.rules.priorities import PRIORITIES
 from cucm_sim.rules.throttling import ThrottleState
-from cucm_sim.scenario.schema import PRIORITIES, Scenario
+from cucm_sim.scenario.schema import Scenario
 from cucm_sim.scenario.workload import out_of_memory
 from cucm_sim.world.world import NodeSetup, World, node_seeds
 

@@ -33,12 +33,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from cucm_sim.measures.metrics import METRIC_PATHS
+from cucm_sim.rules.priorities import Priority
 from cucm_sim.rules.throttling import ThrottlingParams, WholeNumber
 from cucm_sim.scenario.distributions import Distribution, Exponential
-
-Priority = Literal["high", "normal", "low", "lowest"]
-PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low", "lowest")
-"""The four SDL queues, highest first (1-High .. 4-Lowest)."""
 
 MAX_DURATION_S = 30 * 86_400
 MAX_SEED = 2**64 - 1

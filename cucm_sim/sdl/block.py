@@ -41,11 +41,8 @@ from functools import cached_property
 
 import numpy as np
 
+from cucm_sim.rules.priorities import HIGH, LOW, LOWEST, NORMAL, QUEUES
 from cucm_sim.scenario.distributions import _Distribution
-
-QUEUES = 4
-"""High, normal, low, lowest: index 0 is served first."""
-HIGH_QUEUE, NORMAL_QUEUE, LOW_QUEUE, LOWEST_QUEUE = range(QUEUES)
 
 NO_TAG = -1
 """The tag of a signal nobody waits for (background work, keepalives)."""
@@ -686,7 +683,7 @@ def tagged_ends_in_slots(
         if tag not in known:
             follows = follow_ons(tag)
             regular = all(
-                not count or (queue == LOW_QUEUE and delay_s == 0.0 and (made == NO_TAG or not follow_ons(made)))
+                not count or (queue == LOW and delay_s == 0.0 and (made == NO_TAG or not follow_ons(made)))
                 for queue, count, made, delay_s in follows
             )
             known[tag] = sum(count for _, count, _, _ in follows) if regular else None
@@ -695,7 +692,7 @@ def tagged_ends_in_slots(
     # When each signal (and each follow-on, with its parent) can be served: the waiting ones at free_s.
     ready_now = sum(backlog)
     # Past `most` waiting signals the count below stops at once: no need to copy a longer backlog.
-    _, lowest_tags = state.queues[LOWEST_QUEUE].peek(min(backlog[LOWEST_QUEUE], most))
+    _, lowest_tags = state.queues[LOWEST].peek(min(backlog[LOWEST], most))
     for tag in lowest_tags[lowest_tags != NO_TAG].tolist():
         if ready_now >= most:
             break
@@ -703,7 +700,7 @@ def tagged_ends_in_slots(
         if extra is None:
             return None
         ready_now += extra
-    new_lowest_s, new_lowest_tags = arrivals.times_s[LOWEST_QUEUE], arrivals.tags[LOWEST_QUEUE]
+    new_lowest_s, new_lowest_tags = arrivals.times_s[LOWEST], arrivals.tags[LOWEST]
     tagged = np.flatnonzero(new_lowest_tags != NO_TAG)
     extras = [chained(tag) for tag in new_lowest_tags[tagged].tolist()]
     if None in extras:
@@ -719,7 +716,7 @@ def tagged_ends_in_slots(
     slot_s, service_s = slot_s[:slots], service_s[:slots]
     ends: list[tuple[float, int, float]] = []
     free_slots = np.arange(slots)
-    for q in (HIGH_QUEUE, NORMAL_QUEUE):
+    for q in (HIGH, NORMAL):
         times_s, tags = arrivals.times_s[q], arrivals.tags[q]
         took = _allocate(slot_s[free_slots], backlog[q], times_s - TIE_S)
         mine = free_slots[took]
@@ -741,30 +738,30 @@ def tagged_ends_in_slots(
         times_s, tags = state.queues[q].peek(min(backlog[q], len(free_slots)))
         return deque(zip(times_s.tolist(), tags.tolist(), strict=True))
 
-    waiting = {q: fifo(q) for q in (LOW_QUEUE, LOWEST_QUEUE)}
+    waiting = {q: fifo(q) for q in (LOW, LOWEST)}
     incoming = {q: list(zip(arrivals.times_s[q].tolist(), arrivals.tags[q].tolist(), strict=True))
-                for q in (LOW_QUEUE, LOWEST_QUEUE)}
-    next_in = {LOW_QUEUE: 0, LOWEST_QUEUE: 0}
+                for q in (LOW, LOWEST)}
+    next_in = {LOW: 0, LOWEST: 0}
     made: deque[tuple[float, int]] = deque()  # follow-ons to the low queue, in time order
     for at_s, took_s in zip(slot_s[free_slots].tolist(), service_s[free_slots].tolist(), strict=True):
         ready_s = at_s + TIE_S
-        for q in (LOW_QUEUE, LOWEST_QUEUE):
+        for q in (LOW, LOWEST):
             pending, i = incoming[q], next_in[q]
             while i < len(pending) and pending[i][0] <= ready_s:
-                if q == LOW_QUEUE:
+                if q == LOW:
                     while made and made[0][0] <= pending[i][0]:
                         waiting[q].append(made.popleft())
                 waiting[q].append(pending[i])
                 i += 1
             next_in[q] = i
         while made and made[0][0] <= ready_s:
-            waiting[LOW_QUEUE].append(made.popleft())
-        if waiting[LOW_QUEUE]:
-            arrival_s, tag = waiting[LOW_QUEUE].popleft()
+            waiting[LOW].append(made.popleft())
+        if waiting[LOW]:
+            arrival_s, tag = waiting[LOW].popleft()
             if tag != NO_TAG and follow_ons(tag):
                 return None
-        elif waiting[LOWEST_QUEUE]:
-            arrival_s, tag = waiting[LOWEST_QUEUE].popleft()
+        elif waiting[LOWEST]:
+            arrival_s, tag = waiting[LOWEST].popleft()
             if tag != NO_TAG and chained(tag) is None:  # a backlog the count above did not reach
                 return None
         else:  # cannot happen (see the doc): the Lindley slots only start when a signal waits

@@ -18,10 +18,9 @@ import numpy as np
 from cucm_sim.engine.batched.events import Entry
 from cucm_sim.engine.batched.sources import CallAttemptTimes, KeepaliveTimes, PoissonTimes
 from cucm_sim.engine.devices import DeviceTable
-from cucm_sim.engine.vocabulary import PRIORITY_INDEX
+from cucm_sim.rules.priorities import PRIORITY_INDEX, QUEUES
 from cucm_sim.scenario.profiles import CallRateProfile
 from cucm_sim.scenario.schema import Scenario, SignalBurst
-from cucm_sim.sdl.block import QUEUES
 
 CANDIDATES_PER_CALL = 4
 """Random devices drawn per call attempt; the first registered one makes the call (`decide.pick_devices`)."""

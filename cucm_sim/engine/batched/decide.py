@@ -37,8 +37,9 @@ from cucm_sim.engine.batched.events import (
 )
 from cucm_sim.engine.batched.state import NodeSnapshot
 from cucm_sim.engine.batched.tags import OFFHOOK, REG_INITIAL, REG_LOW, Completion, kind_of, pack, unpack
-from cucm_sim.engine.vocabulary import LOW, LOWEST, NORMAL, REGISTERED, REGISTERING, UNREGISTERED
-from cucm_sim.sdl.block import NO_TAG, QUEUES
+from cucm_sim.engine.vocabulary import REGISTERED, REGISTERING, UNREGISTERED
+from cucm_sim.rules.priorities import LOW, LOWEST, NORMAL, QUEUES
+from cucm_sim.sdl.block import NO_TAG
 
 
 @dataclass

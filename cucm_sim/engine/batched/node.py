@@ -58,11 +58,12 @@ from cucm_sim.engine.second_end import BacklogLimit, Readings, SecondEnds
 from cucm_sim.engine.vocabulary import BATCHED_STREAMS
 from cucm_sim.measures.stats import LogHistogram
 from cucm_sim.rules.alarms import CODE_RED_ENTRY, callmanager_online
+from cucm_sim.rules.priorities import QUEUES
 from cucm_sim.rules.throttling import ThrottleState, ThrottleStateMachine
 from cucm_sim.scenario.profiles import capacity_breakpoints, capacity_factor_at
 from cucm_sim.scenario.schema import Scenario
 from cucm_sim.scenario.workload import BATCHED_COSTS, MAX_QUEUED_SIGNALS, batched_block_seconds
-from cucm_sim.sdl.block import QUEUES, RouterState, ServiceDraws
+from cucm_sim.sdl.block import RouterState, ServiceDraws
 
 CALM_ROWS = 16
 """After a state change inside a span, seconds computed one at a time before spans are tried again."""

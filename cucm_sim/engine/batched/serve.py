@@ -17,8 +17,8 @@ from cucm_sim.engine.batched.decide import Decisions
 from cucm_sim.engine.batched.events import REGISTERS
 from cucm_sim.engine.batched.state import NodeConstants, NodeSnapshot
 from cucm_sim.engine.batched.tags import OFFHOOK, REG_INITIAL, REG_LOW, Completion, kind_of, pack, unpack
-from cucm_sim.engine.vocabulary import HIGH, LOW, LOWEST, NORMAL
-from cucm_sim.sdl.block import NO_TAG, QUEUES, Arrivals, BlockPlan, FollowOns
+from cucm_sim.rules.priorities import HIGH, LOW, LOWEST, NORMAL, QUEUES
+from cucm_sim.sdl.block import NO_TAG, Arrivals, BlockPlan, FollowOns
 
 NO_FOLLOWS: frozenset[int] = frozenset()
 FIFO_FOLLOWS = frozenset({OFFHOOK})

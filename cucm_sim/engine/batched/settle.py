@@ -31,7 +31,7 @@ from cucm_sim.engine.batched.serve import (
 )
 from cucm_sim.engine.batched.state import NodeSnapshot
 from cucm_sim.engine.batched.tags import OFFHOOK, Completion, unpack
-from cucm_sim.engine.vocabulary import HIGH, LOW, LOWEST, NORMAL
+from cucm_sim.rules.priorities import HIGH, LOW, LOWEST, NORMAL
 from cucm_sim.sdl.block import (
     TIE_S,
     BlockPlan,

@@ -21,7 +21,7 @@ from cucm_sim.engine.batched.events import TimedEvents
 from cucm_sim.engine.batched.tags import Completion
 from cucm_sim.engine.devices import DeviceTable
 from cucm_sim.measures.stats import LogHistogram
-from cucm_sim.scenario.schema import PRIORITIES
+from cucm_sim.rules.priorities import PRIORITIES
 from cucm_sim.sdl.block import RouterState, ServiceDraws, crash
 
 RingBlock = tuple[float, np.ndarray, np.ndarray]

@@ -20,7 +20,8 @@ from cucm_sim.engine.batched.decide import Decisions
 from cucm_sim.engine.batched.device_states import registered_counts
 from cucm_sim.engine.batched.state import NodeSnapshot
 from cucm_sim.engine.second_end import expected_delay_ms
-from cucm_sim.sdl.block import QUEUES, BlockPlan
+from cucm_sim.rules.priorities import QUEUES
+from cucm_sim.sdl.block import BlockPlan
 
 
 @dataclass

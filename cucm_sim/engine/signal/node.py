@@ -46,23 +46,15 @@ import simpy
 from cucm_sim.engine.devices import DeviceTable
 from cucm_sim.engine.interface import NodeCounters, OnAlarm, PhoneArrives, PhoneEvent
 from cucm_sim.engine.second_end import BacklogLimit, Readings, SecondEnds, expected_delay_ms
-from cucm_sim.engine.vocabulary import (
-    LOW,
-    LOWEST,
-    NODE_STREAMS,
-    NORMAL,
-    PRIORITY_INDEX,
-    REGISTERED,
-    REGISTERING,
-    UNREGISTERED,
-)
+from cucm_sim.engine.vocabulary import NODE_STREAMS, REGISTERED, REGISTERING, UNREGISTERED
 from cucm_sim.measures.stats import LogHistogram
 from cucm_sim.rules.alarms import CODE_RED_ENTRY, callmanager_online, device_closed
+from cucm_sim.rules.priorities import LOW, LOWEST, NORMAL, PRIORITIES, PRIORITY_INDEX
 from cucm_sim.rules.sccp import SccpEventLimiter
 from cucm_sim.rules.throttling import ThrottleState, ThrottleStateMachine
 from cucm_sim.scenario.distributions import DrawBuffer, Exponential
 from cucm_sim.scenario.profiles import CallRateProfile, capacity_breakpoints
-from cucm_sim.scenario.schema import PRIORITIES, Scenario, SignalBurst
+from cucm_sim.scenario.schema import Scenario, SignalBurst
 from cucm_sim.scenario.workload import MAX_QUEUED_SIGNALS, SIGNAL_COSTS
 
 OnDone = Callable[[float, float], None]
