@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pytest
+from fixed_draws import fixed_draws
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -41,24 +43,7 @@ from cucm_sim.engine.batched.tally import counts_and_sums_per_row, counts_per_ro
 from cucm_sim.engine.vocabulary import REGISTERED, REGISTERING, UNREGISTERED
 from cucm_sim.rules.priorities import LOW, LOWEST, NORMAL, QUEUES
 from cucm_sim.rules.sccp import SccpEventLimiter
-from cucm_sim.sdl.block import NO_TAG, Arrivals, RouterState, ServiceDraws, serve_block
-
-
-class _Fixed:
-    """A 'distribution' handing out a given list of draws (ms), then a constant."""
-
-    def __init__(self, values_ms: list[float], after_ms: float = 1.0) -> None:
-        self.values_ms = list(values_ms)
-        self.after_ms = after_ms
-        self.mean = after_ms
-
-    def sample(self, _rng: np.random.Generator, size: int) -> np.ndarray:
-        taken, self.values_ms = self.values_ms[:size], self.values_ms[size:]
-        return np.array(taken + [self.after_ms] * (size - len(taken)), dtype=float)
-
-
-def _draws(values_ms: Sequence[float] = ()) -> ServiceDraws:
-    return ServiceDraws(_Fixed(list(values_ms)), np.random.default_rng(0))  # type: ignore[arg-type]
+from cucm_sim.sdl.block import NO_TAG, Arrivals, RouterState, serve_block
 
 
 def _node(
@@ -72,7 +57,7 @@ def _node(
         reregister_delay_s=reregister_delay_s, keepalive_queue=LOW, chatty_queues=(), sccp_limit=0,
     )
     return NodeSnapshot(
-        constants, RouterState.idle(), _draws(), _draws(), 1.0, False, device_states,
+        constants, RouterState.idle(), fixed_draws(), fixed_draws(), 1.0, False, device_states,
         int(np.count_nonzero(device_states == REGISTERED)), calls_in_progress or {}, 0, None, None, [], {}, 0, False,
     )
 
@@ -88,7 +73,7 @@ def _primary(call_s: Sequence[float] = (), candidates: Sequence[Sequence[int]] =
     )
 
 
-def _due(events: list[tuple[float, Event]]) -> list[Entry]:
+def _due(events: Sequence[tuple[float, Event]]) -> list[Entry]:
     timed = TimedEvents()
     for t_s, event in events:
         timed.push(t_s, event)
@@ -172,7 +157,8 @@ def test_device_states_at_a_time_follow_each_device_s_changes(
         _state_then(states, changes, device, t_s, made_at_t=False) == REGISTERED for t_s, device in events
     ]
     registered_before = states.count(REGISTERED)
-    for side, made_at_t in (("left", False), ("right", True)):
+    sides: tuple[tuple[Literal["left", "right"], bool], ...] = (("left", False), ("right", True))
+    for side, made_at_t in sides:
         assert registered_counts(states_before, registered_before, changes, times_s, side).tolist() == [
             sum(_state_then(states, changes, device, t_s, made_at_t) == REGISTERED for device in range(len(states)))
             for t_s in times_s.tolist()
@@ -302,7 +288,7 @@ def test_decide_plays_simultaneous_events_in_the_per_signal_engine_s_order(
 
 
 def test_a_phone_that_registers_and_leaves_at_once_leaves_last() -> None:
-    both = [(0.5, Leaves(0)), (0.5, Registers(0))]
+    both: list[tuple[float, Event]] = [(0.5, Leaves(0)), (0.5, Registers(0))]
     d = decide(_node([UNREGISTERED]), 0.0, 1.0, _primary(due=_due(both)), [], [])
     assert d.changes == {0: [(0.5, REGISTERING), (0.5, UNREGISTERED)]}
     assert d.signal_tag[LOWEST] == [pack(REG_INITIAL, 0)]
@@ -399,7 +385,7 @@ def test_a_block_s_tally_is_its_signals_counted_one_by_one(
     node = _node([REGISTERED] * 3)
     plan = serve_block(node.router, t0_s, t1_s, Arrivals(
         [np.array(queue, dtype=float) for queue in arrivals], [np.full(len(queue), NO_TAG) for queue in arrivals]
-    ), _draws(service_ms), 1.0)
+    ), fixed_draws(service_ms), 1.0)
     d = Decisions(rejected_s=sorted(call_s)[::2], closures=[(t, 0, 9) for t in sorted(closed_s)])
     counted = tally(node, t0_s, t1_s, plan, _primary(sorted(call_s), [[0] * CANDIDATES_PER_CALL] * len(call_s)), d)
 

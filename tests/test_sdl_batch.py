@@ -12,7 +12,8 @@ from collections import deque
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from fixed_draws import fixed_draws
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cucm_sim.rules.priorities import QUEUES
@@ -29,19 +30,6 @@ from cucm_sim.sdl.block import (
     tagged_ends_in_slots,
     tagged_ends_one_by_one,
 )
-
-
-class _Fixed:
-    """A 'distribution' handing out a given list of draws (ms), then a constant."""
-
-    def __init__(self, values_ms: list[float], after_ms: float = 1.0) -> None:
-        self.values_ms = list(values_ms)
-        self.after_ms = after_ms
-        self.mean = after_ms
-
-    def sample(self, _rng: np.random.Generator, size: int) -> np.ndarray:
-        taken, self.values_ms = self.values_ms[:size], self.values_ms[size:]
-        return np.array(taken + [self.after_ms] * (size - len(taken)), dtype=float)
 
 
 def reference(
@@ -83,7 +71,7 @@ def run_blocks(
 ) -> tuple[list[list[float]], RouterState, list[int]]:
     """The batched server over consecutive blocks [edges[i], edges[i+1])."""
     state = RouterState.idle()
-    draws = ServiceDraws(_Fixed(service_ms), np.random.default_rng(0))  # type: ignore[arg-type]
+    draws = fixed_draws(service_ms)
     starts: list[list[float]] = [[] for _ in range(QUEUES)]
     waiting: list[int] = []
     for t0_s, t1_s in itertools.pairwise(edges_s):
@@ -104,6 +92,10 @@ times = st.lists(st.floats(0.0, 0.999, allow_nan=False), max_size=40)
 
 
 @settings(max_examples=300, deadline=None)
+@example(  # the last start is 1 ulp before the end by one sum, on it by the other: either is right
+    arrivals=[[], [], [], [0.0] * 8 + [0.9989999999999999, 0.999]],
+    service_ms=[1.0, 1.0, 1.0, 37.0, 73.0, 1.5, 1.5, 1.5] + [1.0] * 192, capacity=1.0, cuts=[],
+)
 @given(
     arrivals=st.lists(times, min_size=QUEUES, max_size=QUEUES),
     service_ms=st.lists(st.floats(0.5, 120.0), min_size=200, max_size=200),
@@ -117,9 +109,13 @@ def test_blocks_reproduce_the_sequential_queue(
     edges_s = [0.0, *sorted(set(cuts)), 1.0]
     expected, _, expected_waiting = reference(arrivals, service_ms, capacity, until_s=1.0)
     got, _, waiting = run_blocks(arrivals, service_ms, capacity, edges_s)
+    # A start within TIE_S of the run's end falls on either side of it as the two sum the services in
+    # different orders (rounding): such a start is in one list and still waiting in the other.
     for q in range(QUEUES):
-        assert got[q] == pytest.approx(expected[q], abs=1e-9)
-    assert waiting == expected_waiting
+        inside, expected_inside = [s for s in got[q] if s < 1.0 - TIE_S], [s for s in expected[q] if s < 1.0 - TIE_S]
+        assert inside == pytest.approx(expected_inside, abs=1e-9)
+        assert len(got[q]) - len(inside) <= 1 and len(expected[q]) - len(expected_inside) <= 1
+        assert len(got[q]) + waiting[q] == len(expected[q]) + expected_waiting[q]
 
 
 def test_priority_order_and_non_preemption_by_hand() -> None:
@@ -151,7 +147,7 @@ def test_a_follow_on_signal_at_a_service_end_is_there_for_the_next_slot() -> Non
     t0_s, chain = 1000.0, 40
     state = RouterState.idle()
     state.busy_until_s = t0_s
-    draws = ServiceDraws(_Fixed(service_ms), np.random.default_rng(0))  # type: ignore[arg-type]
+    draws = fixed_draws(service_ms)
     normal_s = np.array([t0_s])
     for _ in range(chain):  # each pass adds the follow-on of the last signal handled
         times = [np.empty(0), normal_s, np.empty(0), np.array([t0_s])]
@@ -213,7 +209,7 @@ def test_one_by_one_equals_the_fixed_point_of_blocks(
     service_ms = np.random.default_rng(seed).exponential(5.0, 4000).tolist()
     state = RouterState.idle()
     state.busy_until_s = t0_s
-    draws = ServiceDraws(_Fixed(service_ms), np.random.default_rng(0))  # type: ignore[arg-type]
+    draws = fixed_draws(service_ms)
     iterated = _fixed_point_ends(state, t0_s, t0_s + 1, base, draws, follow)
     block = Arrivals(
         [np.array([t for t, _ in queue]) for queue in base],
@@ -308,8 +304,8 @@ def test_the_fifo_block_with_follow_ons_matches_one_signal_at_a_time(
     block = Arrivals.empty()
     block.times_s[1] = np.array([t for t, _ in new])
     block.tags[1] = np.array([g for _, g in new], dtype=np.int64)
-    draws = ServiceDraws(_Fixed(service_ms), np.random.default_rng(0))  # type: ignore[arg-type]
-    follow_draws = ServiceDraws(_Fixed(follow_ms), np.random.default_rng(0))  # type: ignore[arg-type]
+    draws = fixed_draws(service_ms)
+    follow_draws = fixed_draws(follow_ms)
     plan = serve_fifo_block(
         state, 1, t0_s, t0_s + 1, block, draws, follow_draws, 1.0,
         lambda tag: [(1, count, NO_TAG, delay_s) for count, delay_s in follow.get(tag, [])],
@@ -361,7 +357,7 @@ def test_the_slot_path_equals_one_signal_at_a_time(
         return [(2, follow_count, 10_000 + tag, 0.0)] if 200 <= tag < 700 else []
 
     service_ms = np.random.default_rng(seed).exponential(6.0, 2000).tolist()
-    draws = ServiceDraws(_Fixed(service_ms), np.random.default_rng(0))  # type: ignore[arg-type]
+    draws = fixed_draws(service_ms)
     slots = tagged_ends_in_slots(state, t0_s, t0_s + 1, block, draws, 1.0, follow)
     exact = tagged_ends_one_by_one(state, t0_s, t0_s + 1, block, draws, 1.0, follow)
     assert slots is not None  # follow-ons of the registration form: the slot path always answers
@@ -376,7 +372,7 @@ def test_the_slot_path_declines_other_follow_ons() -> None:
         [np.empty(0), np.empty(0), np.array([t0_s + 0.1]), np.array([t0_s + 0.2])],
         [np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.array([7]), np.array([8])],
     )
-    draws = ServiceDraws(_Fixed([1.0] * 100), np.random.default_rng(0))  # type: ignore[arg-type]
+    draws = fixed_draws([1.0] * 100)
     state = RouterState.idle()
 
     def delayed(tag: int) -> list[tuple[int, int, int, float]]:
