@@ -3,7 +3,7 @@
 Each top-level part of `cucm_sim` (a sub-package, or one of the few modules left at the top) has a layer;
 a module imports only from its own part or from parts of lower layers.  The two engines are independent
 implementations of the same rules, so `engine.signal` and `engine.batched` never import each other.
-SimPy is imported only by the engines and the world, matplotlib only by the report, Dask only by the
+SimPy is imported only by the hosts, the engines and the world, matplotlib only by the report, Dask only by the
 backends.  The shared vocabulary (queue names and numbers, phone states, random streams, the confidence
 level, the throttling states) is defined in one module each.  Every module opens with a docstring.
 """
@@ -19,20 +19,21 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "cucm_sim"
 
 LAYERS: dict[str, int] = {
     "errors": 0,
-    "rules": 1,  # throttling, sccp, alarms: pure, explicit now
+    "rules": 1,  # throttling, sccp, alarms, priorities: pure, explicit now
     "measures": 2,  # stats, metrics, timeline columns
-    "scenario": 3,  # schema, loader, distributions, profiles, seeds, workload
+    "scenario": 3,  # schema, hosts, loader, distributions, profiles, seeds, workload
     "sdl": 4,  # the router thread's block algebra
-    "engine": 5,  # the node engine interface, shared vocabulary, second_end, signal/, batched/
-    "world": 6,  # one clock, N node engines, the phones
-    "run": 7,  # simulate(), summarize()
-    "report": 8,  # files, narrative, plots, formats
-    "studies": 9,  # backends, check, junit, grid, sweep, capacity
-    "cli": 10, "pytest_plugin": 10,
-    "__init__": 11,
+    "host": 5,  # processors and DPC queues, NIC rings, heartbeat links
+    "engine": 6,  # the node engine interface, shared vocabulary, second_end, signal/, batched/
+    "world": 7,  # one clock, N node engines and the hosts, the phones
+    "run": 8,  # simulate(), summarize()
+    "report": 9,  # files, narrative, plots, formats
+    "studies": 10,  # backends, check, junit, grid, sweep, capacity
+    "cli": 11, "pytest_plugin": 11,
+    "__init__": 12,
 }
 ONLY_IN = {
-    "simpy": ("engine", "world"),
+    "simpy": ("host", "engine", "world"),
     "matplotlib": ("report",),
     "dask": ("studies.backends",),
     "distributed": ("studies.backends",),

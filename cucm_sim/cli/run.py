@@ -28,6 +28,7 @@ from cucm_sim.cli.app import (
     warn,
 )
 from cucm_sim.cli.progress import SimulatedTimeBar
+from cucm_sim.report.host_narrative import narrate_hosts
 from cucm_sim.report.narrative import narrate, narrative_text
 from cucm_sim.report.output import prepare_output_dir, read_run, write_results
 from cucm_sim.run.simulation import RunResult, simulate
@@ -110,6 +111,8 @@ def _summary_value(value: Any, unit: str = "") -> str:
 
 
 def _summary_table(result: RunResult) -> Table:
+    if not result.scenario.has_node:
+        return _host_summary_table(result)
     summary = result.summary
     calls = summary["calls_attempted"]
     rejected = summary["calls_rejected_throttled"]
@@ -148,4 +151,24 @@ def explain(run_dir: Path) -> None:
     then time in each state, calls rejected and a verdict.  Exit 2 if RUN_DIR is not a complete result.
     """
     saved = user_errors_exit_2(lambda: read_run(run_dir))
-    click.echo(narrative_text(narrate(saved.scenario, saved.timeline, saved.alarms, saved.summary)), nl=False)
+    if not saved.scenario.has_node:
+        story = narrate_hosts(saved.scenario, saved.timeline, saved.log, saved.summary)
+    else:
+        story = narrate(saved.scenario, saved.timeline, saved.alarms, saved.summary)
+    click.echo(narrative_text(story), nl=False)
+
+
+def _host_summary_table(result: RunResult) -> Table:
+    summary = result.summary
+    table = Table(title=Text(f"{summary['scenario']}: {summary['duration_s']:,} simulated s"), show_header=False,
+                  title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    heartbeats = (summary["heartbeats_sent"], summary["heartbeats_received"], summary["heartbeats_missed"])
+    table.add_row("heartbeats sent / received / missed", " / ".join(f"{count:,}" for count in heartbeats))
+    table.add_row("sessions closed", f"{summary['sessions_closed']:,}")
+    table.add_row("time in partial service", _summary_value(float(summary["time_in_partial_service_s"]), "s"))
+    table.add_row("packets dropped (Packets Received Discarded)", f"{summary['packets_dropped']:,}")
+    table.add_row("max DPC Rate (DPCs per tick)", f"{summary['max_dpc_rate']:,}")
+    table.add_row("wall time", f"{result.wall_s:.1f} s")
+    return table

@@ -2,6 +2,8 @@
 
 Owns the files of a result directory: summary.json, timeline.csv, alarms.csv, scenario.resolved.yaml,
 narrative.txt (the run's story, `cucm_sim.report.narrative`) and timeline.png, and reading one back (`read_run`).
+A run of hosts and links alone writes events.log in place of alarms.csv, and its own timeline columns, story
+and figure (`host_files`, `host_narrative`, `host_plot`).
 Everything is written into a staging directory beside DIR and moved into place only when complete, so
 DIR holds a whole result or nothing; an existing DIR is replaced only with `force`, and only when it is a
 run's result directory (the rules are `files`', shared by every command that writes).
@@ -22,9 +24,18 @@ import numpy as np
 import yaml
 
 from cucm_sim.errors import UserError
+from cucm_sim.host.network import timeline_columns
 from cucm_sim.measures.metrics import METRICS, lookup
 from cucm_sim.measures.timeline import TIMELINE_COLUMNS
 from cucm_sim.report.files import DirectoryKind, PreparedDirectory, prepare_directory
+from cucm_sim.report.host_files import (
+    EVENTS_LOG,
+    events_log,
+    host_timeline_csv,
+    parse_events_log,
+    parse_host_timeline_csv,
+)
+from cucm_sim.report.host_narrative import narrate_hosts
 from cucm_sim.report.narrative import narrate, narrative_text
 from cucm_sim.rules.alarms import ALARM_COLUMNS, Alarm
 from cucm_sim.rules.throttling import ThrottleState
@@ -34,6 +45,7 @@ from cucm_sim.scenario.schema import Scenario
 
 RESULT_FILES = (
     "summary.json", "timeline.csv", "alarms.csv", "scenario.resolved.yaml", "narrative.txt", "timeline.png",
+    EVENTS_LOG,
 )
 SUMMARY_KEYS = ("scenario", "seed", "duration_s", "engine")
 """summary.json's keys besides the metrics (`metrics.METRICS`), all of which it holds too."""
@@ -76,7 +88,13 @@ def _write_all(result: RunResult, directory: Path, plots: bool) -> list[str]:
         (directory / name).write_text(text, encoding="utf-8")
     (directory / "narrative.txt").write_text(_narrative_of(texts, str(directory)), encoding="utf-8")
     names = [*texts, "narrative.txt"]
-    if plots:
+    if plots and not result.scenario.has_node:
+        from cucm_sim.report.host_plot import plot_hosts  # matplotlib is slow to import: only when plotting
+
+        plot_hosts(result.scenario, result.timeline, result.log, f"{result.scenario.name} (seed {result.seed})",
+                   directory / "timeline.png")
+        names.append("timeline.png")
+    elif plots:
         from cucm_sim.report.plotting import plot_timeline  # matplotlib is slow to import: only when plotting
 
         plot_timeline(result.timeline, result.alarms, result.scenario.throttling,
@@ -140,13 +158,20 @@ def resolved_yaml(scenario: Scenario) -> str:
         "# Running this file again reproduces the same summary (wall time aside).\n"
     )
     # ScenarioDumper quotes a string the loader would read back as a number ('1e3': a float to YAML 1.2)
-    return header + yaml.dump(scenario.model_dump(mode="json"), Dumper=ScenarioDumper, sort_keys=False,
+    return header + yaml.dump(scenario.resolved_data(), Dumper=ScenarioDumper, sort_keys=False,
                               allow_unicode=True)
 
 
 # ------------------------------------------------------------------ the story, and reading a run back
 def _result_texts(result: RunResult) -> dict[str, str]:
     """The text files of a result, by name, as `write_results` writes them."""
+    if not result.scenario.has_node:
+        return {
+            "summary.json": summary_json(result.summary),
+            "timeline.csv": host_timeline_csv(result.timeline),
+            EVENTS_LOG: events_log(result.log),
+            "scenario.resolved.yaml": resolved_yaml(result.scenario),
+        }
     return {
         "summary.json": summary_json(result.summary),
         "timeline.csv": timeline_csv(result),
@@ -159,6 +184,11 @@ def _narrative_of(texts: dict[str, str], where: str) -> str:
     # The story is told from the files as written (numbers rounded as they are there), so that
     # `cucm-sim explain DIR`, which reads them back, tells byte for byte the story narrative.txt holds.
     scenario = parse_resolved_yaml(texts["scenario.resolved.yaml"], f"{where}/scenario.resolved.yaml")
+    if not scenario.has_node:
+        host_timeline = parse_host_timeline_csv(texts["timeline.csv"], f"{where}/timeline.csv",
+                                                timeline_columns(scenario))
+        log = parse_events_log(texts[EVENTS_LOG], f"{where}/{EVENTS_LOG}")
+        return narrative_text(narrate_hosts(scenario, host_timeline, log, json.loads(texts["summary.json"])))
     timeline = parse_timeline_csv(texts["timeline.csv"], f"{where}/timeline.csv")
     alarms = parse_alarms_csv(texts["alarms.csv"], f"{where}/alarms.csv")
     summary = parse_summary_json(texts["summary.json"], f"{where}/summary.json")
@@ -182,14 +212,18 @@ def read_run(run_dir: Path) -> RunResult:
         raise UserError([f"{run_dir}: no such directory; give a result directory written by `cucm-sim run`"])
     if not run_dir.is_dir():
         raise UserError([f"{run_dir}: not a directory; give a result directory written by `cucm-sim run`"])
-    missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
+    hosts_only = (run_dir / EVENTS_LOG).is_file() and not (run_dir / "alarms.csv").exists()
+    needed = [*(name for name in RUN_FILES if name != "alarms.csv"), EVENTS_LOG] if hosts_only else RUN_FILES
+    missing = [name for name in needed if not (run_dir / name).is_file()]
     if len(missing) == 1:
         raise UserError([f"{run_dir / missing[0]}: no such file; {run_dir} is not a complete result directory "
                          "(write it again with `cucm-sim run`)"])
     if missing:
         raise UserError([f"{run_dir}: not a result directory of `cucm-sim run`: no {', '.join(missing)}"])
-    texts = {name: _read_text(run_dir / name) for name in RUN_FILES}
+    texts = {name: _read_text(run_dir / name) for name in needed}
     scenario = parse_resolved_yaml(texts["scenario.resolved.yaml"], str(run_dir / "scenario.resolved.yaml"))
+    if hosts_only and not scenario.has_node:
+        return _read_host_run(run_dir, scenario, texts)
     summary = parse_summary_json(texts["summary.json"], str(run_dir / "summary.json"))
     timeline = parse_timeline_csv(texts["timeline.csv"], str(run_dir / "timeline.csv"))
     alarms = parse_alarms_csv(texts["alarms.csv"], str(run_dir / "alarms.csv"))
@@ -200,6 +234,23 @@ def read_run(run_dir: Path) -> RunResult:
     wall_s = summary.get("wall_s")
     return RunResult(scenario, summary, timeline, tuple(alarms),
                      float(wall_s) if isinstance(wall_s, int | float) else math.nan)
+
+
+def _read_host_run(run_dir: Path, scenario: Scenario, texts: dict[str, str]) -> RunResult:
+    source = run_dir / "summary.json"
+    try:
+        summary = json.loads(texts["summary.json"])
+    except json.JSONDecodeError as error:
+        raise UserError([f"{source}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"]) from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("links"), dict):
+        raise UserError([f"{source}: not the summary of a cucm-sim run of hosts and links (write it again with "
+                         "`cucm-sim run`)"])
+    timeline = parse_host_timeline_csv(texts["timeline.csv"], str(run_dir / "timeline.csv"),
+                                       timeline_columns(scenario))
+    log = parse_events_log(texts[EVENTS_LOG], str(run_dir / EVENTS_LOG))
+    wall_s = summary.get("wall_s")
+    return RunResult(scenario, summary, timeline, (), float(wall_s) if isinstance(wall_s, int | float) else math.nan,
+                     tuple(log))
 
 
 def _read_text(path: Path) -> str:

@@ -18,13 +18,14 @@ import numpy as np
 
 from cucm_sim.engine.interface import NodeCounters
 from cucm_sim.errors import WorkLimitError
+from cucm_sim.host.host import LogLine
 from cucm_sim.measures.metrics import derived_metrics
 from cucm_sim.rules.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
 from cucm_sim.rules.priorities import PRIORITIES
 from cucm_sim.rules.throttling import ThrottleState
 from cucm_sim.scenario.schema import Scenario
 from cucm_sim.scenario.workload import out_of_memory
-from cucm_sim.world.world import NodeSetup, World, node_seeds
+from cucm_sim.world.world import HostsSetup, NodeSetup, World, node_seeds
 
 ProgressCallback = Callable[[float, float], None]
 """Called as the run advances with (simulated seconds done, simulated seconds in all)."""
@@ -41,6 +42,8 @@ class RunResult:
     timeline: Mapping[str, np.ndarray]
     alarms: tuple[Alarm, ...]
     wall_s: float
+    log: tuple[LogLine, ...] = ()
+    """The hosts' log lines in the order written (events.log); empty for a CUCM node alone."""
 
     @property
     def seed(self) -> int:
@@ -56,7 +59,10 @@ def simulate(scenario: Scenario, progress: ProgressCallback | None = None) -> Ru
     started = time.perf_counter()
     step_s = max(1.0, scenario.duration_s / PROGRESS_STEPS)
     done_s = 0.0
-    world = World([NodeSetup(scenario, node_seeds(scenario.seed, 1)[0])])
+    if scenario.has_node:
+        world = World([NodeSetup(scenario, node_seeds(scenario.seed, 1)[0])])
+    else:
+        world = World([], HostsSetup(scenario, np.random.SeedSequence(scenario.seed)))
     try:
         while done_s < scenario.duration_s:
             done_s = min(done_s + step_s, float(scenario.duration_s))
@@ -68,6 +74,10 @@ def simulate(scenario: Scenario, progress: ProgressCallback | None = None) -> Ru
     except MemoryError as error:  # never a traceback: the run ends with what it was doing and its estimate
         raise out_of_memory(scenario, world.now_s, error) from error
     wall_s = time.perf_counter() - started
+    if world.hosts is not None:
+        summary = {"scenario": scenario.name, "seed": scenario.seed, "duration_s": scenario.duration_s,
+                   **world.hosts.summary(), "wall_s": wall_s}
+        return RunResult(scenario, summary, world.hosts.timeline(), (), wall_s, tuple(world.hosts.log.lines))
     node = world.nodes[0]
     counters = node.engine.counters()
     alarms = tuple(node.alarms)

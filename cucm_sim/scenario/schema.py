@@ -19,9 +19,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Discriminator,
     Field,
     PlainValidator,
@@ -35,9 +33,13 @@ from pydantic_core import PydanticCustomError
 from cucm_sim.measures.metrics import METRIC_PATHS
 from cucm_sim.rules.priorities import Priority
 from cucm_sim.rules.throttling import ThrottlingParams, WholeNumber
+from cucm_sim.scenario.base import MAX_DURATION_S, problem_at
+from cucm_sim.scenario.base import Section as _Section
+from cucm_sim.scenario.base import Window as _Window
+from cucm_sim.scenario.base import plain as _plain
 from cucm_sim.scenario.distributions import Distribution, Exponential
+from cucm_sim.scenario.hosts import DpcStorm, Host, Link
 
-MAX_DURATION_S = 30 * 86_400
 MAX_SEED = 2**64 - 1
 MAX_CALLS_PER_S = 10_000
 
@@ -50,17 +52,6 @@ _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def problem_at(path: str, problem: str) -> PydanticCustomError:
-    """A problem a model's validator finds in one of its keys, `path` (dotted, relative to the model, e.g.
-    'calls_profile.3'): the loader names that key, and its line, rather than the whole section."""
-    return PydanticCustomError("problem_at", "{at}: {problem}", {"at": path, "problem": problem})
-
-
-def _plain(value: float) -> str:
-    """A number for a message: whole numbers without a decimal point (5, not 5.0), others as written."""
-    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def _no_control_characters(pattern: re.Pattern[str], what: str) -> AfterValidator:
@@ -79,25 +70,6 @@ OneLineName = Annotated[str, _no_control_characters(_CONTROL, "a name is one lin
 newline included."""
 Text = Annotated[str, _no_control_characters(_CONTROL_BUT_LINES, "text may hold newlines and tabs but no "
                                              "other control character")]
-
-
-class _Section(BaseModel):
-    # strict: numbers must be numbers (an int is taken as a float; a whole-number field takes a float with
-    # no fractional part, see WholeNumber), booleans true/false and strings strings; nothing is coerced
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
-
-
-class _Window(_Section):
-    """Something active between `start_s` (inclusive) and `end_s` (exclusive)."""
-
-    start_s: float = Field(ge=0, le=MAX_DURATION_S, description="When it starts, seconds from the run's start (s).")
-    end_s: float = Field(gt=0, le=MAX_DURATION_S, description="When it ends, seconds from the run's start (s).")
-
-    @model_validator(mode="after")
-    def _end_after_start(self) -> Self:
-        if self.end_s <= self.start_s:
-            raise problem_at("end_s", f"{_plain(self.end_s)} must be greater than start_s ({_plain(self.start_s)})")
-        return self
 
 
 class NodeParams(_Section):
@@ -253,7 +225,11 @@ class CallSurge(_Window):
     calls_per_s: float = Field(gt=0, le=10_000, description="Extra call attempts (calls/s).")
 
 
-Disturbance = Annotated[CpuSlowdown | SignalBurst | CallSurge, Field(discriminator="kind")]
+Disturbance = Annotated[CpuSlowdown | SignalBurst | CallSurge | DpcStorm, Field(discriminator="kind")]
+NODE_DISTURBANCES = (CpuSlowdown, SignalBurst, CallSurge)
+"""The disturbances that hit the CUCM node (a `dpc_storm` hits a host)."""
+NODE_SECTIONS = ("throttling", "node", "load", "devices")
+"""The sections that describe the CUCM node."""
 
 
 class Bound(_Section):
@@ -471,7 +447,12 @@ class SweepSpec(_Section):
 
 
 class Scenario(_Section):
-    """A whole simulation run: the node, its load, its devices, disturbances and service parameters."""
+    """A whole simulation run: the node, its load, its devices, disturbances and service parameters.
+
+    A scenario has one or both of two parts.  The CUCM node: present when the scenario names any of its
+    sections (throttling, node, load, devices) or a disturbance that hits it, or has no hosts.  Hosts and
+    links: present when `hosts` is not empty.  So a scenario of hosts and links alone simulates no CUCM node.
+    """
 
     name: OneLineName = Field(min_length=1, max_length=128, description="Scenario name, used in outputs.")
     description: Text = Field("", max_length=10_000, description="What the scenario shows.")
@@ -495,6 +476,14 @@ class Scenario(_Section):
     disturbances: list[Disturbance] = Field(
         default_factory=list, max_length=256, description="Time-limited disturbances."
     )
+    hosts: list[Host] = Field(
+        default_factory=list, max_length=64,
+        description="Windows servers (processors, DPC queues, a NIC); a scenario with hosts and none of the CUCM "
+        "node's sections simulates no CUCM node.",
+    )
+    links: list[Link] = Field(
+        default_factory=list, max_length=256, description="Heartbeat-supervised sessions between two hosts."
+    )
     expect: Annotated[dict[MetricName, Bound], _at_most_entries(MAX_EXPECTATIONS)] = Field(
         default_factory=dict, max_length=MAX_EXPECTATIONS,
         description="Expectations `cucm-sim check` tests after the run: metric path (see `cucm-sim metrics`) "
@@ -506,8 +495,69 @@ class Scenario(_Section):
         "and not part of a run's resolved scenario.",
     )
 
+    @property
+    def has_node(self) -> bool:
+        """Whether the scenario simulates a CUCM node (see the class doc)."""
+        return (not self.hosts or any(section in self.model_fields_set for section in NODE_SECTIONS)
+                or any(isinstance(d, NODE_DISTURBANCES) for d in self.disturbances))
+
+    @model_validator(mode="after")
+    def _hosts_and_links_fit(self) -> Self:
+        hosts = {host.name: host for host in self.hosts}
+        _no_repeats("hosts", [host.name for host in self.hosts])
+        _no_repeats("links", [link.name for link in self.links])
+        for k, host in enumerate(self.hosts):
+            for key in ("interrupt_processor", "app_processor"):
+                if getattr(host, key) >= host.processors:
+                    raise problem_at(f"hosts.{k}.{key}", f"{getattr(host, key)} is not one of the host's processors "
+                                     f"(0 .. {host.processors - 1})")
+        for k, link in enumerate(self.links):
+            for key in ("sender", "receiver"):
+                if getattr(link, key) not in hosts:
+                    raise problem_at(f"links.{k}.{key}", f"no host is named {getattr(link, key)!r}; hosts: "
+                                     f"{', '.join(hosts) or 'none'}")
+            if link.sender == link.receiver:
+                raise problem_at(f"links.{k}.receiver", "a link joins two different hosts")
+            receiver = hosts[link.receiver]
+            if link.rss_processor is not None and link.rss_processor >= receiver.processors:
+                raise problem_at(f"links.{k}.rss_processor", f"{link.rss_processor} is not one of {receiver.name}'s "
+                                 f"processors (0 .. {receiver.processors - 1})")
+            if link.rto_min_s > link.rto_max_s or link.rto_initial_s > link.rto_max_s:
+                raise problem_at(f"links.{k}.rto_max_s",
+                                 f"{_plain(link.rto_max_s)} is below rto_min_s or rto_initial_s")
+        for k, disturbance in enumerate(self.disturbances):
+            if not isinstance(disturbance, DpcStorm):
+                continue
+            if disturbance.host not in hosts:
+                raise problem_at(f"disturbances.{k}.host", f"no host is named {disturbance.host!r}; hosts: "
+                                 f"{', '.join(hosts) or 'none'}")
+            processors = hosts[disturbance.host].processors
+            if disturbance.processor is not None and disturbance.processor >= processors:
+                raise problem_at(f"disturbances.{k}.processor", f"{disturbance.processor} is not one of "
+                                 f"{disturbance.host}'s processors (0 .. {processors - 1})")
+        if self.hosts and self.has_node:
+            raise ValueError("a scenario with both a CUCM node and hosts cannot run yet: give hosts and links "
+                             "alone, or the CUCM node alone")
+        return self
+
+    def resolved_data(self) -> dict[str, Any]:
+        """Every default filled in, for the parts the scenario has only: read back, it is this scenario."""
+        left_out = set() if self.hosts else {"hosts", "links"}
+        if not self.has_node:
+            left_out |= {*NODE_SECTIONS, "engine"}
+        return self.model_dump(mode="json", exclude=left_out)
+
     def with_concrete_seed(self) -> Scenario:
         """This scenario with a seed: its own, or a fresh random one that is then saved with the results."""
         if self.seed is not None:
             return self
         return self.model_copy(update={"seed": secrets.randbits(63)})
+
+
+def _no_repeats(section: str, names: list[str]) -> None:
+    """Names in a list section must differ."""
+    seen: set[str] = set()
+    for k, name in enumerate(names):
+        if name in seen:
+            raise problem_at(f"{section}.{k}.name", f"{name!r} is already the name of another entry of {section}")
+        seen.add(name)

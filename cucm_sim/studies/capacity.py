@@ -242,12 +242,12 @@ def _base_data(scenario: Scenario | Mapping[str, Any], source: str, key: str) ->
     """
     if isinstance(scenario, Scenario):
         validated = scenario.with_concrete_seed()
-        data = validated.model_dump(mode="json")
+        data = validated.resolved_data()
     else:
         data = copy.deepcopy(dict(scenario))
         validated = parse_scenario(data, source).with_concrete_seed()
         data["seed"] = validated.seed
-        _fill_path(data, validated.model_dump(mode="json"), key.split(".")[:-1])
+        _fill_path(data, validated.resolved_data(), key.split(".")[:-1])
     assert validated.seed is not None
     return data, validated.name, validated.seed
 

@@ -215,7 +215,7 @@ def manifest(design: SweepDesign) -> dict[str, Any]:
         "cucm_sim_version": _version(),
         "source": design.source,
         "root_seed": design.root_seed,
-        "scenario": design.scenario.model_dump(mode="json"),
+        "scenario": design.scenario.resolved_data(),
         "grid": [{"key": axis.key, "values": list(axis.values)} for axis in design.axes],
         "replications": design.replications,
         "metrics": list(design.metrics),

@@ -1,11 +1,12 @@
-"""One clock, N node engines: the world a run builds, runs and reads.
+"""One clock, N node engines and the hosts and links beside them: the world a run builds, runs and reads.
 
 Each node is set up from its own scenario (its load, its phones, its engine) and its own seed sequence;
 `node_seeds` gives node k `SeedSequence(seed, spawn_key=(k,))`, or, for a world of one node, the
 scenario's `SeedSequence(seed)` itself, so every one-node result stays what it was.  Every alarm a node
 reports is kept in that node's list and heard by its phones at once, at the alarm's own time (the batched
 engine reports alarms up to a span ahead of the clock).  `run(until_s)` advances the shared clock; at or
-past the last node's duration it runs until every node has taken its last sample.
+past the last node's duration it runs until every node has taken its last sample.  A scenario's hosts
+and links (`host.network.HostNetwork`) join the same clock, with their own seed sequence.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import simpy
 from cucm_sim.engine.interface import NodeEngine
 from cucm_sim.engine.registry import engine_named
 from cucm_sim.engine.vocabulary import spawn_streams
+from cucm_sim.host.network import HostNetwork
 from cucm_sim.rules.alarms import Alarm
 from cucm_sim.scenario.schema import Scenario
 from cucm_sim.world.phones import Phones
@@ -53,12 +55,20 @@ class WorldNode:
         self.phones.hear(self.engine, alarm)
 
 
-class World:
-    """N node engines on one SimPy clock, each with the phones the world gave it."""
+@dataclass(frozen=True)
+class HostsSetup:
+    """The hosts and links of a world: the scenario that describes them and their seeds."""
 
-    def __init__(self, setups: list[NodeSetup]) -> None:
-        if not setups:
-            raise ValueError("a world needs at least one node")
+    scenario: Scenario
+    seeds: np.random.SeedSequence
+
+
+class World:
+    """N node engines on one SimPy clock, each with the phones the world gave it, and the hosts beside them."""
+
+    def __init__(self, setups: list[NodeSetup], hosts: HostsSetup | None = None) -> None:
+        if not setups and hosts is None:
+            raise ValueError("a world needs at least one node or host")
         self.env = simpy.Environment()
         self.nodes: list[WorldNode] = []
         for index, setup in enumerate(setups):
@@ -69,7 +79,9 @@ class World:
             engine.attach(self.env, node.phones.table, node.hear)
             node.phones.start(engine)
             self.nodes.append(node)
-        self.end_s = float(max(setup.scenario.duration_s for setup in setups))
+        self.hosts = HostNetwork(self.env, hosts.scenario, hosts.seeds) if hosts is not None else None
+        durations = [setup.scenario.duration_s for setup in setups] + ([hosts.scenario.duration_s] if hosts else [])
+        self.end_s = float(max(durations))
 
     @property
     def now_s(self) -> float:
@@ -82,6 +94,8 @@ class World:
             self.env.run(until=until_s)
             return
         pending = [node.engine.finished for node in self.nodes if not node.engine.finished.triggered]
+        if self.hosts is not None and not self.hosts.finished.triggered:
+            pending.append(self.hosts.finished)
         if len(pending) == 1:
             self.env.run(until=pending[0])
         elif pending:
