@@ -31,8 +31,10 @@ COMPARED_FILES = ("timeline.csv", "alarms.csv")
 
 
 def library() -> list[Path]:
-    """The scenario library, in name order."""
-    return sorted((REPO_DIR / "scenarios").glob("*.yaml"))
+    """The scenario library's CUCM node scenarios, in name order (those of hosts alone have no engine)."""
+    from cucm_sim import load_scenario
+
+    return [path for path in sorted((REPO_DIR / "scenarios").glob("*.yaml")) if load_scenario(path).has_node]
 
 
 def unpack(commit: str, into: Path) -> Path:

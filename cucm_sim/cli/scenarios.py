@@ -12,10 +12,10 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from cucm_sim.cli.app import fail, load_each, stdout
-from cucm_sim.measures.metrics import METRICS
+from cucm_sim.cli.app import fail, load_each, stdout, user_errors_exit_2
+from cucm_sim.measures.metrics import HOST_METRICS, METRICS, catalogue
 from cucm_sim.rules.throttling import ThrottlingParams
-from cucm_sim.scenario.loader import unit_of
+from cucm_sim.scenario.loader import load_scenario, unit_of
 from cucm_sim.scenario.schema import Scenario
 
 
@@ -32,14 +32,25 @@ def validate(files: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
 
 
 @click.command(short_help="List the metrics an expect: block may bound.")
-def metrics() -> None:
-    """List the metrics an `expect:` block may bound: dotted path, unit, meaning."""
-    table = Table(title="Metrics for expect: (dotted paths into summary.json)", title_justify="left")
-    for header in ("metric", "unit", "meaning"):
-        table.add_column(header, overflow="fold")
-    for metric in METRICS:
-        table.add_row(metric.path, metric.unit, metric.description)
-    stdout.print(table)
+@click.argument("scenario_file", metavar="[SCENARIO]", required=False,
+                type=click.Path(path_type=Path, dir_okay=False))
+def metrics(scenario_file: Path | None) -> None:
+    """List the metrics an `expect:` block may bound: dotted path, unit, meaning.
+
+    With SCENARIO, those of its parts (a CUCM node's, or hosts' and links'); without, every one.
+    """
+    if scenario_file is not None:
+        scenario = user_errors_exit_2(lambda: load_scenario(scenario_file, ()))
+        shown = [("", catalogue(scenario.has_node, [link.name for link in scenario.links]))]
+    else:
+        shown = [("", METRICS), (" of hosts and links", HOST_METRICS)]
+    for title, listed in shown:
+        table = Table(title=f"Metrics for expect: (dotted paths into summary.json){title}", title_justify="left")
+        for header in ("metric", "unit", "meaning"):
+            table.add_column(header, overflow="fold")
+        for metric in listed:
+            table.add_row(metric.path, metric.unit, metric.description)
+        stdout.print(table)
     stdout.print("A bound is {min: X}, {max: X}, {min: X, max: Y} or {equals: X}; a metric that did not happen "
                  "(None) fails every bound.", highlight=False)
 

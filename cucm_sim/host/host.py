@@ -32,7 +32,7 @@ HOST_STREAMS = ("background_packets", "packet_queues", "background_dpcs", "backg
 """A host's random streams, in the order that fixes its seeds (each processor gets a child of the DPC ones)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogLine:
     """One line of events.log: when it was written (s), in which order, by which host, and what it says."""
 

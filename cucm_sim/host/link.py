@@ -178,7 +178,10 @@ class LinkModel:
             timer.callbacks.append(lambda _event: self._timer(connection, seq, segment, losses))
 
     def _timer(self, connection: int, seq: int, segment: Segment, losses: int) -> None:
-        if connection != self._connection or seq in self._acked:
+        if connection != self._connection:
+            return
+        if seq in self._acked:
+            self._acked.discard(seq)  # its last timer: the set holds only segments still timed
             return
         if losses + 1 > self.link.max_retransmissions:
             self._close(by_receiver=False)

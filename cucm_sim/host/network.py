@@ -56,7 +56,8 @@ class HostNetwork:
             for link, child in zip(scenario.links, children[len(scenario.hosts):], strict=True)
         ]
         self.columns = timeline_columns(scenario)
-        self.rows: list[list[float]] = []
+        self._table = np.zeros((scenario.duration_s, len(self.columns)))
+        self._rows = 0
         self._dropped = {name: 0 for name in self.hosts}
         self._link_seen = [(0, 0, 0) for _ in self.links]
         self.max_dpc_rate = 0
@@ -79,12 +80,13 @@ class HostNetwork:
                 now = (counts.heartbeats_sent, counts.heartbeats_received, counts.heartbeats_missed)
                 row += [now[i] - self._link_seen[k][i] for i in range(3)] + [1 if link.is_open else 0]
                 self._link_seen[k] = now
-            self.rows.append(row)
+            self._table[self._rows] = row
+            self._rows += 1
 
     def timeline(self) -> dict[str, np.ndarray]:
         """The per-second samples, by column (t_s: the second's end)."""
-        table = np.array(self.rows, dtype=float).reshape(len(self.rows), len(self.columns))
-        out = {"t_s": np.arange(1, len(self.rows) + 1, dtype=float)}
+        table = self._table[:self._rows]
+        out = {"t_s": np.arange(1, self._rows + 1, dtype=float)}
         out.update({column: table[:, k] for k, column in enumerate(self.columns)})
         return out
 

@@ -11,6 +11,7 @@ summary.json, `expect:` and sweeps all see the same numbers.  A metric is None w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -85,6 +86,53 @@ METRICS: Final[tuple[Metric, ...]] = (
 )
 
 METRIC_PATHS: Final[frozenset[str]] = frozenset(metric.path for metric in METRICS)
+"""The CUCM node's metrics (a scenario with a node: every one is in its summary)."""
+
+HOST_METRICS: Final[tuple[Metric, ...]] = (
+    Metric("heartbeats_sent", "count", "heartbeats the links' senders sent"),
+    Metric("heartbeats_received", "count", "heartbeats the receivers' NICs and TCP handed up to the application"),
+    Metric("heartbeats_missed", "count", "receiver checks that found no heartbeat since the one before"),
+    Metric("sessions_closed", "count", "sessions closed (missed heartbeats, or a TCP sender giving up)"),
+    Metric("time_in_partial_service_s", "s", "time with a session closed (the peripheral in partial service), summed "
+           "over links"),
+    Metric("packets_dropped", "count", "packets the hosts' NICs dropped for a full receive ring (Packets Received "
+           "Discarded)"),
+    Metric("max_dpc_rate", "count", "largest DPC Rate reading (DPCs queued in one clock tick) of any processor"),
+)
+HOST_METRIC_PATHS: Final[frozenset[str]] = frozenset(metric.path for metric in HOST_METRICS)
+"""The metrics of a scenario of hosts and links (every one is in its summary)."""
+ANY_METRIC_PATHS: Final[frozenset[str]] = METRIC_PATHS | HOST_METRIC_PATHS
+
+LINK_METRICS: Final[tuple[Metric, ...]] = (
+    Metric("heartbeats_sent", "count", "heartbeats this link's sender sent"),
+    Metric("heartbeats_received", "count", "of them, handed up to the receiver's application"),
+    Metric("heartbeats_missed", "count", "this link's receiver checks that found no heartbeat"),
+    Metric("sessions_closed", "count", "times this link's session closed"),
+    Metric("time_in_partial_service_s", "s", "time this link's session was closed"),
+    Metric("retransmissions", "count", "TCP segments this link's sender sent again"),
+    Metric("segments_dropped", "count", "this link's packets dropped at the receiver's NIC (every send counted)"),
+)
+"""Each link's metrics, at links.NAME.METRIC."""
+_PER_LINK = re.compile(r"links\.(.+)\.(" + "|".join(metric.path for metric in LINK_METRICS) + ")")
+
+
+def link_metric(path: str) -> tuple[str, str] | None:
+    """(link name, metric) of a per-link path `links.NAME.METRIC`; None for any other path."""
+    found = _PER_LINK.fullmatch(path)
+    return (found.group(1), found.group(2)) if found else None
+
+
+def is_metric(path: str) -> bool:
+    """Whether `path` names a metric of some scenario (a per-link path names one of a scenario with that link)."""
+    return path in ANY_METRIC_PATHS or link_metric(path) is not None
+
+
+def catalogue(has_node: bool, links: Sequence[str] = ()) -> tuple[Metric, ...]:
+    """The metrics of a scenario with a CUCM node, or of one of hosts and `links` alone."""
+    if has_node:
+        return METRICS
+    return HOST_METRICS + tuple(Metric(f"links.{link}.{metric.path}", metric.unit, metric.description)
+                                for link in links for metric in LINK_METRICS)
 
 HISTOGRAM_QUANTILES: Final[frozenset[str]] = frozenset(
     metric.path for metric in METRICS if metric.path.rsplit(".", 1)[-1] in _QUANTILES
@@ -95,7 +143,7 @@ each is within `stats.QUANTILE_RELATIVE_RESOLUTION` of the exact value.  Every o
 
 def lookup(summary: Mapping[str, Any], path: str) -> float | None:
     """The value of metric `path` in `summary` (None when it did not happen); KeyError for unknown paths."""
-    if path not in METRIC_PATHS:
+    if not is_metric(path):
         raise KeyError(f"unknown metric {path!r}")
     value: Any = summary
     for part in path.split("."):

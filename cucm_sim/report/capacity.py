@@ -27,7 +27,7 @@ import numpy as np
 
 from cucm_sim.errors import UserError
 from cucm_sim.measures.confidence import CONFIDENCE, safe_trip_rate_bound
-from cucm_sim.measures.metrics import METRIC_PATHS, lookup
+from cucm_sim.measures.metrics import ANY_METRIC_PATHS, is_metric, lookup
 from cucm_sim.report.files import DirectoryKind
 from cucm_sim.report.formats import csv_cell, format_plain
 
@@ -69,8 +69,8 @@ class Condition:
         if match is None:
             raise UserError([f"--until {text!r}: not a condition; {CONDITION_SYNTAX}"])
         metric, op, number = match.groups()
-        if metric not in METRIC_PATHS:
-            close = difflib.get_close_matches(metric, METRIC_PATHS, n=1)
+        if not is_metric(metric):
+            close = difflib.get_close_matches(metric, ANY_METRIC_PATHS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UserError([f"--until {text!r}: unknown metric {metric!r}{hint}; {CONDITION_SYNTAX}"])
         try:
@@ -84,7 +84,7 @@ class Condition:
     def __post_init__(self) -> None:
         if self.op not in OPERATORS:
             raise ValueError(f"unknown operator {self.op!r}; one of {' '.join(OPERATORS)}")
-        if self.metric not in METRIC_PATHS:
+        if not is_metric(self.metric):
             raise ValueError(f"unknown metric {self.metric!r}")
 
     def holds_for(self, value: float | None) -> bool:

@@ -30,7 +30,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from cucm_sim.measures.metrics import METRIC_PATHS
+from cucm_sim.measures.metrics import (
+    ANY_METRIC_PATHS,
+    HOST_METRIC_PATHS,
+    LINK_METRICS,
+    METRIC_PATHS,
+    is_metric,
+    link_metric,
+)
 from cucm_sim.rules.priorities import Priority
 from cucm_sim.rules.throttling import ThrottlingParams, WholeNumber
 from cucm_sim.scenario.base import MAX_DURATION_S, problem_at
@@ -287,10 +294,11 @@ def _number(value: float | None) -> str:
 
 
 def _check_metric(name: str) -> str:
-    if name not in METRIC_PATHS:
-        close = difflib.get_close_matches(name, METRIC_PATHS, n=1)
+    if not is_metric(name):
+        close = difflib.get_close_matches(name, ANY_METRIC_PATHS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown metric {_SHORT.repr(name)}{hint}; valid metrics: {', '.join(sorted(METRIC_PATHS))}")
+        raise ValueError(f"unknown metric {_SHORT.repr(name)}{hint}; valid metrics: "
+                         f"{', '.join(sorted(ANY_METRIC_PATHS))}")
     return name
 
 
@@ -317,6 +325,8 @@ MAX_GRID_VALUES = 1000
 MAX_SWEEP_REPLICATIONS = 1000
 DEFAULT_SWEEP_METRICS: tuple[str, ...] = ("calls_rejected_fraction", "dial_tone_delay_ms.p95",
                                           "time_in_state_s.CodeYellow")
+DEFAULT_HOST_SWEEP_METRICS: tuple[str, ...] = ("heartbeats_missed", "sessions_closed", "time_in_partial_service_s")
+"""What a sweep of a scenario of hosts and links plots unless told otherwise."""
 GRID_RANGE_TOLERANCE = Decimal("1e-9")
 """A range's stop counts as reached when the steps land within this fraction of a step of it."""
 
@@ -535,6 +545,21 @@ class Scenario(_Section):
             if disturbance.processor is not None and disturbance.processor >= processors:
                 raise problem_at(f"disturbances.{k}.processor", f"{disturbance.processor} is not one of "
                                  f"{disturbance.host}'s processors (0 .. {processors - 1})")
+        paths = METRIC_PATHS if self.has_node else HOST_METRIC_PATHS | {
+            f"links.{link.name}.{metric.path}" for link in self.links for metric in LINK_METRICS}
+        for name in self.expect:
+            per_link = link_metric(name)
+            if per_link is not None and per_link[0] not in {link.name for link in self.links}:
+                raise problem_at(f"expect.{name}", f"no link is named {per_link[0]!r}")
+            if name not in paths:
+                raise problem_at(f"expect.{name}", "is a metric of " + (
+                    "hosts and links; this scenario has none" if self.has_node else
+                    "the CUCM node; this scenario has hosts and links alone (see `cucm-sim metrics`)"))
+        if self.sweep is not None and "metrics" in self.sweep.model_fields_set:
+            for k, name in enumerate(self.sweep.metrics):
+                if name not in paths:
+                    raise problem_at(f"sweep.metrics.{k}", f"{name} is not a metric of this scenario's parts (see "
+                                     "`cucm-sim metrics SCENARIO`)")
         if self.hosts and self.has_node:
             raise ValueError("a scenario with both a CUCM node and hosts cannot run yet: give hosts and links "
                              "alone, or the CUCM node alone")

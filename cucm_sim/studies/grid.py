@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from cucm_sim.errors import ScenarioError, UserError
 from cucm_sim.scenario.loader import ScenarioDumper, apply_overrides, parse_scenario, parse_yaml_text, read_yaml
 from cucm_sim.scenario.schema import (
+    DEFAULT_HOST_SWEEP_METRICS,
     DEFAULT_SWEEP_METRICS,
     MAX_GRID_AXES,
     GridKey,
@@ -229,7 +230,9 @@ def design_sweep(data: Any, source: str, *, overrides: Sequence[str] = (), grid:
         axes = axes_of_spec(spec)
     else:
         raise UserError([f"{source}: {NO_GRID}"])
-    chosen_metrics = _metrics(metrics) if metrics else tuple(spec.metrics if spec else DEFAULT_SWEEP_METRICS)
+    defaults = DEFAULT_SWEEP_METRICS if base.has_node else DEFAULT_HOST_SWEEP_METRICS
+    given = spec is not None and "metrics" in spec.model_fields_set
+    chosen_metrics = _metrics(metrics) if metrics else tuple(spec.metrics if spec and given else defaults)
     count = math.prod(len(axis.values) for axis in axes)
     if count > MAX_POINTS:
         raise UserError([f"{source}: the grid has {count:,} points; a sweep has at most {MAX_POINTS:,}"])

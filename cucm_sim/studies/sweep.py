@@ -42,7 +42,7 @@ from typing import IO, Any, Final
 
 from cucm_sim.errors import OutputExistsError, UserError
 from cucm_sim.measures.confidence import mean_confidence_interval
-from cucm_sim.measures.metrics import METRICS, lookup
+from cucm_sim.measures.metrics import Metric, catalogue, lookup
 from cucm_sim.report.files import (
     DirectoryKind,
     lock_directory,
@@ -288,10 +288,15 @@ def _json(value: Any) -> str:
 
 
 # ------------------------------------------------------------------ runs.csv
+def _metrics(design: SweepDesign) -> tuple[Metric, ...]:
+    """The metrics runs.csv and points.csv hold: the scenario's (its CUCM node's, or its hosts' and links')."""
+    return catalogue(design.scenario.has_node, [link.name for link in design.scenario.links])
+
+
 def runs_header(design: SweepDesign) -> list[str]:
     """runs.csv's columns: point, replication, the grid keys, seed, status, error, every metric, wall_s."""
     return ["point", "replication", *(axis.key for axis in design.axes), "seed", "status", "error",
-            *(metric.path for metric in METRICS), "wall_s"]
+            *(metric.path for metric in _metrics(design)), "wall_s"]
 
 
 def _status_column(design: SweepDesign) -> int:
@@ -306,11 +311,11 @@ def run_row(design: SweepDesign, outcome: Outcome) -> list[str]:
     seed = str(design.run_seed(point, replication))
     if outcome.ok:
         assert outcome.summary is not None
-        metric_cells = [csv_cell(lookup(outcome.summary, metric.path)) for metric in METRICS]
+        metric_cells = [csv_cell(lookup(outcome.summary, metric.path)) for metric in _metrics(design)]
         return [str(point), str(replication), *grid_cells, seed, OK, "", *metric_cells,
                 csv_cell(outcome.summary.get("wall_s"))]
     error = " ".join((outcome.error or "unknown error").splitlines())
-    return [str(point), str(replication), *grid_cells, seed, ERROR, error, *([""] * len(METRICS)), ""]
+    return [str(point), str(replication), *grid_cells, seed, ERROR, error, *([""] * len(_metrics(design))), ""]
 
 
 def _csv_line(cells: Iterable[str]) -> str:
@@ -415,7 +420,7 @@ def _row_key(runs_csv: Path, number: int, row: list[str], design: SweepDesign) -
     if row[_status_column(design)] not in (OK, ERROR):
         raise UserError([f"{problem}status {row[_status_column(design)]!r} is neither ok nor error"])
     first_metric = _status_column(design) + 2
-    for name, cell in zip([metric.path for metric in METRICS] + ["wall_s"], row[first_metric:], strict=True):
+    for name, cell in zip([metric.path for metric in _metrics(design)] + ["wall_s"], row[first_metric:], strict=True):
         if cell and not _is_number(cell):
             raise UserError([f"{problem}{name}: {cell!r} is not a number (a metric cell holds a number, or "
                              "nothing when the metric did not happen); the file is damaged: start over with "
@@ -451,11 +456,11 @@ PointStats = dict[str, tuple[float, float | None, float | None] | None]
 def point_stats(design: SweepDesign, rows: Sequence[Sequence[str]]) -> list[PointStats]:
     """Each point's statistics of every metric, from runs.csv rows (cells as written)."""
     first_metric = _status_column(design) + 2
-    values: list[dict[str, list[float]]] = [{metric.path: [] for metric in METRICS} for _ in design.points]
+    values: list[dict[str, list[float]]] = [{metric.path: [] for metric in _metrics(design)} for _ in design.points]
     for row in sorted(rows, key=lambda row: (int(row[0]), int(row[1]))):
         if row[_status_column(design)] != OK:
             continue
-        for offset, metric in enumerate(METRICS):
+        for offset, metric in enumerate(_metrics(design)):
             cell = row[first_metric + offset]
             if cell:
                 values[int(row[0])][metric.path].append(float(cell))
@@ -474,7 +479,7 @@ def _mean_and_interval(values: Sequence[float]) -> tuple[float, float | None, fl
 def points_header(design: SweepDesign) -> list[str]:
     """points.csv's columns: point, the grid keys, runs_ok, runs_failed, then mean and CI of every metric."""
     return ["point", *(axis.key for axis in design.axes), "runs_ok", "runs_failed",
-            *(f"{metric.path}.{part}" for metric in METRICS for part in ("mean", "ci95_low", "ci95_high"))]
+            *(f"{metric.path}.{part}" for metric in _metrics(design) for part in ("mean", "ci95_low", "ci95_high"))]
 
 
 def points_csv(design: SweepDesign, rows: Sequence[Sequence[str]], stats: Sequence[PointStats]) -> str:
@@ -486,7 +491,7 @@ def points_csv(design: SweepDesign, rows: Sequence[Sequence[str]], stats: Sequen
     for point, point_stat in zip(design.points, stats, strict=True):
         cells = [str(point.index), *map(csv_cell, point.values),
                  str(statuses[point.index].count(OK)), str(statuses[point.index].count(ERROR))]
-        for metric in METRICS:
+        for metric in _metrics(design):
             stat = point_stat[metric.path]
             cells.extend(["", "", ""] if stat is None else [csv_cell(part) for part in stat])
         lines.append(cells)
