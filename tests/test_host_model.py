@@ -517,8 +517,8 @@ def test_hosts_with_a_node_section_are_refused() -> None:
     with pytest.raises(ValidationError) as error:
         Scenario.model_validate(_hosts_scenario(node={}))
     message = str(error.value)
-    # a whole-scenario error: it names the two parts, not a dotted key
-    assert "CUCM node" in message and "hosts" in message
+    # it names the hosts section (the loader points at its line) and the two parts
+    assert "hosts: a scenario with both a CUCM node and hosts" in message
 
 
 # ---------------------------------------------------------------- 9. reproducibility

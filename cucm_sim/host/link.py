@@ -7,8 +7,10 @@ The rules:
   NIC one `latency_ms` later, on the ring of the flow (`host.HostModel.ring_of_flow`), where it may be
   dropped; what the receive DPC hands up reaches the session.
 - TCP: a segment not acknowledged within the retransmission timeout is sent again, the timeout doubling
-  for every further loss of it (`tcp`); the timeout is `rto_initial_s` until the connection's first
-  acknowledgement, then `rto_min_s` (a LAN's round trip is far below it).  An acknowledgement reaches
+  for every further loss of it (`tcp`); each segment has its own timer, as with selective
+  acknowledgements (a real stack keeps one timer per connection, so resends are somewhat overstated).
+  The timeout is `rto_initial_s` until the connection's first acknowledgement, then `rto_min_s` (a LAN's
+  round trip is far below it).  An acknowledgement reaches
   the sender one latency after the receive DPC handed the segment up, and is never lost (the return path
   is not modelled as packets).  Segments are handed up in order.  After `max_retransmissions` resends of
   one segment the sender gives the connection up.  UDP: a dropped message is gone.

@@ -561,8 +561,8 @@ class Scenario(_Section):
                     raise problem_at(f"sweep.metrics.{k}", f"{name} is not a metric of this scenario's parts (see "
                                      "`cucm-sim metrics SCENARIO`)")
         if self.hosts and self.has_node:
-            raise ValueError("a scenario with both a CUCM node and hosts cannot run yet: give hosts and links "
-                             "alone, or the CUCM node alone")
+            raise problem_at("hosts", "a scenario with both a CUCM node and hosts cannot run yet: give hosts and "
+                             "links alone, or the CUCM node alone (no throttling, node, load or devices section)")
         return self
 
     def resolved_data(self) -> dict[str, Any]:
