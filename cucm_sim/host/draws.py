@@ -7,42 +7,36 @@ what a stream hands out: a stream's numbers are its generator's, in order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 CHUNK = 4096
 
 
-class Exponentials:
-    """Exponential draws of a given mean, one at a time."""
+class Drawn:
+    """Numbers from `draw(n)` (n at a time), handed out one per call."""
 
-    def __init__(self, rng: np.random.Generator, mean: float) -> None:
-        self._rng = rng
-        self._mean = mean
-        self._values: list[float] = []
+    def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
+        self._draw = draw
+        self._values: list[Any] = []
         self._next = 0
 
-    def __call__(self) -> float:
+    def __call__(self) -> Any:
         if self._next == len(self._values):
-            self._values = self._rng.exponential(self._mean, CHUNK).tolist()
+            self._values = self._draw(CHUNK).tolist()
             self._next = 0
         value = self._values[self._next]
         self._next += 1
         return value
 
 
-class Choices:
+def exponentials(rng: np.random.Generator, mean: float) -> Drawn:
+    """Exponential draws of mean `mean`, one at a time."""
+    return Drawn(lambda size: rng.exponential(mean, size))
+
+
+def choices(rng: np.random.Generator, n: int) -> Drawn:
     """Uniform choices in range(n), one at a time."""
-
-    def __init__(self, rng: np.random.Generator, n: int) -> None:
-        self._rng = rng
-        self._n = n
-        self._values: list[int] = []
-        self._next = 0
-
-    def __call__(self) -> int:
-        if self._next == len(self._values):
-            self._values = self._rng.integers(self._n, size=CHUNK).tolist()
-            self._next = 0
-        value = self._values[self._next]
-        self._next += 1
-        return value
+    return Drawn(lambda size: rng.integers(n, size=size))

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from cucm_sim.host.draws import Choices, Exponentials
+from cucm_sim.host.draws import choices, exponentials
 from cucm_sim.host.nic import ReceiveRing
 from cucm_sim.host.processor import Processor
 from cucm_sim.scenario.hosts import DpcStorm, Host
@@ -130,17 +130,17 @@ class HostModel:
     # ------------------------------------------------------------ other drivers and traffic
     def _background_packets(self, rng: np.random.Generator, queue_rng: np.random.Generator
                             ) -> Generator[simpy.Event, Any, None]:
-        gaps = Exponentials(rng, 1.0 / self.host.background_packets_per_s)
+        gaps = exponentials(rng, 1.0 / self.host.background_packets_per_s)
         rings = list(self.rings.values())
-        pick = Choices(queue_rng, len(rings))
+        pick = choices(queue_rng, len(rings))
         while True:
             yield self.env.timeout(gaps())
             rings[pick() if len(rings) > 1 else 0].arrive(None)
 
     def _background_dpcs(self, processor: Processor, rng: np.random.Generator, cost_rng: np.random.Generator
                          ) -> Generator[simpy.Event, Any, None]:
-        gaps = Exponentials(rng, 1.0 / self.host.background_dpcs.per_s)
-        costs = Exponentials(cost_rng, self.host.background_dpcs.cost_us / 1e6)
+        gaps = exponentials(rng, 1.0 / self.host.background_dpcs.per_s)
+        costs = exponentials(cost_rng, self.host.background_dpcs.cost_us / 1e6)
         while True:
             yield self.env.timeout(gaps())
             processor.queue_dpc(costs())

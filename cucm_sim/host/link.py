@@ -34,7 +34,7 @@ import numpy as np
 import simpy
 
 from cucm_sim.host import messages
-from cucm_sim.host.draws import Exponentials
+from cucm_sim.host.draws import exponentials
 from cucm_sim.host.host import HostModel
 from cucm_sim.host.tcp import InOrder, backed_off_s
 from cucm_sim.measures.stats import LogHistogram
@@ -81,7 +81,7 @@ class LinkModel:
         self.receiver = receiver
         self._ring = receiver.ring_of_flow(link.rss_processor)
         streams = dict(zip(LINK_STREAMS, seeds.spawn(len(LINK_STREAMS)), strict=True))
-        self._gaps = Exponentials(np.random.default_rng(streams["messages"]), 1.0 / link.messages_per_s) if (
+        self._gaps = exponentials(np.random.default_rng(streams["messages"]), 1.0 / link.messages_per_s) if (
             link.messages_per_s > 0) else None
         self.counts = LinkCounts()
         self.heartbeat_delay_ms = LogHistogram()
