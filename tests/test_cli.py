@@ -715,3 +715,12 @@ def test_something_after_the_runs_end_is_warned_about(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         assert f"warning: {scenario}: disturbances.0: starts at start_s 40" in result.stderr
         assert "no effect" in result.stderr
+
+
+def test_a_description_with_a_yaml_line_break_reads_back_as_itself() -> None:
+    from cucm_sim import Scenario
+    from cucm_sim.report.output import parse_resolved_yaml, resolved_yaml
+
+    # U+2028 and U+2029 are line breaks to YAML: written raw inside a quoted scalar they read back as spaces
+    scenario = Scenario.model_validate({"name": "x", "duration_s": 10, "seed": 1, "description": "a\u2028b\u2029 é"})
+    assert parse_resolved_yaml(resolved_yaml(scenario), "test") == scenario

@@ -14,7 +14,7 @@ import copy
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cucm_sim.errors import UserError
@@ -120,6 +120,8 @@ def test_every_bad_option_is_reported_and_a_key_given_twice_too() -> None:
     assert any("--grid a: the key is given twice" in problem for problem in found)
 
 
+@example("\x85")  # YAML's line breaks besides \n and \r: written raw, a quoted scalar folds them to spaces
+@example("a\u2028b\u2029é")
 @given(st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text()))
 def test_a_value_written_as_yaml_reads_back_as_itself(value: Any) -> None:
     back = parse_yaml_text(yaml_scalar(value), "test")

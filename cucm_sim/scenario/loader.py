@@ -84,6 +84,15 @@ class ScenarioDumper(yaml.SafeDumper):
 
 ScenarioDumper.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
 
+YAML_LINE_BREAKS = ("\x85", "\u2028", "\u2029")
+"""Characters YAML reads as line breaks besides \\n and \\r: a quoted scalar folds them into spaces, so text
+holding one must be dumped with escapes (allow_unicode=False) to read back as itself."""
+
+
+def holds_yaml_line_break(text: str) -> bool:
+    """Whether `text` holds one of YAML_LINE_BREAKS."""
+    return any(character in text for character in YAML_LINE_BREAKS)
+
 
 class _LimitedComposer(Composer):
     """PyYAML's composer, refusing nesting deeper than MAX_YAML_DEPTH, a document that expands past
