@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from cucm_sim.rules.throttling import WholeNumber
-from cucm_sim.scenario.base import MAX_DURATION_S, Section, Window
+from cucm_sim.scenario.base import Section, Window
 
 MAX_PROCESSORS = 64
 
@@ -166,5 +166,3 @@ class DpcStorm(Window):
         "interrupt processor.",
     )
 
-
-__all__ = ["MAX_DURATION_S", "BackgroundDpcs", "DpcStorm", "Host", "Link", "PartName"]
