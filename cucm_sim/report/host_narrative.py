@@ -16,7 +16,7 @@ from typing import Any, Final
 import numpy as np
 
 from cucm_sim.host.host import LogLine
-from cucm_sim.report.narrative import format_t
+from cucm_sim.report.narrative import format_seconds, format_t
 from cucm_sim.scenario.hosts import DpcStorm, Link
 from cucm_sim.scenario.schema import Scenario
 
@@ -24,10 +24,6 @@ LOG_GAP_TOLD_S: Final = 2.0
 """A host's longest silence in its log is told when it is at least this long (s)."""
 CLOSES_TOLD: Final = 5
 """Session closes told one by one per link; the rest share one line."""
-
-
-def _seconds(value_s: float) -> str:
-    return f"{value_s:.0f} s" if float(value_s).is_integer() else f"{value_s:.1f} s"
 
 
 def narrate_hosts(scenario: Scenario, timeline: Mapping[str, np.ndarray], log: Sequence[LogLine],
@@ -42,8 +38,8 @@ def narrate_hosts(scenario: Scenario, timeline: Mapping[str, np.ndarray], log: S
                      f"descriptors per ring; its application runs on processor {host.app_processor}.")
     for link in scenario.links:
         lines.append(f"Link {link.name}: {link.sender} -> {link.receiver} over {link.transport.upper()}, a heartbeat "
-                     f"every {_seconds(link.heartbeat_interval_s)}, closed after {link.missed_heartbeats_to_close} "
-                     f"missed; {link.messages_per_s:g} other messages/s.")
+                     f"every {format_seconds(link.heartbeat_interval_s)}, closed after "
+                     f"{link.missed_heartbeats_to_close} missed; {link.messages_per_s:g} other messages/s.")
     lines.append("")
     told: list[tuple[float, str]] = []  # (time, line): the events, told in time order
     for storm in (d for d in scenario.disturbances if isinstance(d, DpcStorm)):
@@ -101,7 +97,7 @@ def _tell_log_gap(host: str, log: Sequence[LogLine]) -> list[tuple[float, str]]:
     if gaps[k] < LOG_GAP_TOLD_S:
         return []
     return [(times[k], f"{format_t(times[k])} .. {format_t(times[k + 1])}: {host} wrote nothing to its log for "
-            f"{_seconds(round(float(gaps[k]), 1))}: its application's processor was taken by DPCs (the seed's "
+            f"{format_seconds(round(float(gaps[k]), 1))}: its application's processor was taken by DPCs (the seed's "
             "log gap).")]
 
 
@@ -136,7 +132,7 @@ def _link_totals(link: str, counts: Mapping[str, Any]) -> str:
     return (f"Link {link}: {counts['heartbeats_sent']:,} heartbeats sent, {counts['heartbeats_received']:,} "
             f"received, {counts['heartbeats_missed']:,} missed; {counts['sessions_closed']} "
             f"session{'s' if counts['sessions_closed'] != 1 else ''} closed, "
-            f"{_seconds(round(counts['time_in_partial_service_s'], 1))} in partial service; "
+            f"{format_seconds(round(counts['time_in_partial_service_s'], 1))} in partial service; "
             f"{counts['retransmissions']:,} TCP retransmissions.")
 
 
@@ -144,7 +140,7 @@ def _verdict(summary: Mapping[str, Any]) -> str:
     if summary["sessions_closed"]:
         return (f"Verdict: the storm cost {summary['heartbeats_missed']} missed heartbeats and "
                 f"{summary['sessions_closed']} closed session{'s' if summary['sessions_closed'] != 1 else ''}: "
-                f"{_seconds(round(summary['time_in_partial_service_s'], 1))} of partial service.")
+                f"{format_seconds(round(summary['time_in_partial_service_s'], 1))} of partial service.")
     if summary["heartbeats_missed"]:
         return (f"Verdict: {summary['heartbeats_missed']} heartbeats missed, but never enough in a row to close a "
                 "session.")

@@ -96,14 +96,14 @@ def _latency_ms(value_ms: float) -> str:
     return f"{one} ms" if math.isclose(float(one), value_ms, abs_tol=1e-9) else f"{value_ms:.2f} ms"
 
 
-def _seconds(value_s: float) -> str:
+def format_seconds(value_s: float) -> str:
     """A length of time in seconds: ``43 s``, ``1,500 s``, ``90.5 s``."""
     return f"{int(value_s):,} s" if float(value_s).is_integer() else f"{value_s:,.1f} s"
 
 
 def _duration(value_s: float) -> str:
     """A length of time, in minutes too from two minutes on: ``43 s``, ``300 s (5 min)``, ``90.5 s``."""
-    text = _seconds(value_s)
+    text = format_seconds(value_s)
     if value_s >= 120:
         minutes = value_s / 60
         text += f" ({int(minutes)} min)" if minutes.is_integer() else f" ({minutes:.1f} min)"
@@ -489,7 +489,8 @@ def _tell_code_red(story: _Story, scenario: Scenario, episode: _Episode, rows: _
               f"is still above the exit latency {_latency_ms(throttling.exit_latency_ms)}: {CODE_RED_ENTRY} after "
               f"{_duration(spent_s)} in Code Yellow, {_plural(episode.rejected_calls, 'call')} rejected in that "
               f"episode. The CallManager service restarts: the signals in its queues{queued} are lost"
-              f"{lost_phones}, and new calls fail until it is back, {_seconds(restart_s)} later (restart_duration_s).")
+              f"{lost_phones}, and new calls fail until it is back, {format_seconds(restart_s)} later "
+              "(restart_duration_s).")
     online = episode.online
     if online is None:
         return
