@@ -1,27 +1,20 @@
-"""The files of a hosts-and-links run, and reading them back: timeline.csv with the hosts' columns, and
-events.log, the hosts' log lines stamped in the run's clock.
+"""events.log, a hosts-and-links run's own file: the hosts' log lines stamped in the run's clock, and
+reading it back.
 
 A host run's result directory holds summary.json, timeline.csv, events.log, scenario.resolved.yaml,
-narrative.txt and timeline.png (`output` writes them, through `files`, like a CUCM node's).  Numbers are
-formatted deterministically: the same seed gives the same bytes.
+narrative.txt and timeline.png; `output` writes and reads the others, as for a CUCM node.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from collections.abc import Mapping, Sequence
-
-import numpy as np
+from collections.abc import Sequence
 
 from cucm_sim.errors import UserError
 from cucm_sim.host.host import LogLine
 
 EVENTS_LOG = "events.log"
 _LOG_LINE = re.compile(r"(\d{2,}):(\d{2}):(\d{2})\.(\d{3})  t=(\d+\.\d{3}) s  (\S+)  (.*)")
-_INTEGER_SUFFIXES = (".dpc_rate", ".ring_occupancy", ".packets_dropped", ".heartbeats_sent",
-                     ".heartbeats_received", ".heartbeats_missed", ".session_open")
 
 
 def clock(t_s: float) -> str:
@@ -47,33 +40,3 @@ def parse_events_log(text: str, source: str) -> list[LogLine]:
             raise UserError([f"{source}:{number}: not a line of events.log (CLOCK  t=SECONDS s  HOST  TEXT)"])
         lines.append(LogLine(float(found.group(5)), number - 1, found.group(6), found.group(7)))
     return lines
-
-
-def host_timeline_csv(timeline: Mapping[str, np.ndarray]) -> str:
-    """timeline.csv of a host run: t_s, then every host's, processor's and link's column."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    names = list(timeline)
-    writer.writerow(names)
-    cells = [[str(int(v)) if name == "t_s" or name.endswith(_INTEGER_SUFFIXES) else f"{v:.4f}"
-              for v in timeline[name].tolist()] for name in names]
-    writer.writerows(zip(*cells, strict=True))
-    return buffer.getvalue()
-
-
-def parse_host_timeline_csv(text: str, source: str, columns: Sequence[str]) -> dict[str, np.ndarray]:
-    """The per-second columns of a host run's timeline.csv; UserError naming `source` if it is not one."""
-    rows = list(csv.reader(io.StringIO(text)))
-    expected = ["t_s", *columns]
-    if not rows or rows[0] != expected:
-        raise UserError([f"{source}: the header is not this scenario's host columns (t_s, then "
-                         f"{', '.join(columns[:3])} ...)"])
-    values = np.empty((len(rows) - 1, len(expected)))
-    for number, row in enumerate(rows[1:], start=2):
-        if len(row) != len(expected):
-            raise UserError([f"{source}:{number}: {len(row)} cells, expected {len(expected)}"])
-        try:
-            values[number - 2] = [float(cell) for cell in row]
-        except ValueError:
-            raise UserError([f"{source}:{number}: a cell is not a number"]) from None
-    return {name: values[:, k] for k, name in enumerate(expected)}

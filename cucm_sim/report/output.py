@@ -16,7 +16,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,7 @@ from cucm_sim.host.network import timeline_columns
 from cucm_sim.measures.metrics import METRICS, lookup
 from cucm_sim.measures.timeline import TIMELINE_COLUMNS
 from cucm_sim.report.files import DirectoryKind, PreparedDirectory, prepare_directory
-from cucm_sim.report.host_files import (
-    EVENTS_LOG,
-    events_log,
-    host_timeline_csv,
-    parse_events_log,
-    parse_host_timeline_csv,
-)
+from cucm_sim.report.host_files import EVENTS_LOG, events_log, parse_events_log
 from cucm_sim.report.host_narrative import narrate_hosts
 from cucm_sim.report.narrative import narrate, narrative_text
 from cucm_sim.rules.alarms import ALARM_COLUMNS, Alarm
@@ -136,6 +130,18 @@ def timeline_csv(result: RunResult) -> str:
     return _csv_text(TIMELINE_COLUMNS, zip(*columns, strict=True))
 
 
+_HOST_INTEGER_SUFFIXES = (".dpc_rate", ".ring_occupancy", ".packets_dropped", ".heartbeats_sent",
+                          ".heartbeats_received", ".heartbeats_missed", ".session_open")
+
+
+def host_timeline_csv(timeline: Mapping[str, np.ndarray]) -> str:
+    """timeline.csv of a run of hosts and links: t_s, then every processor's, host's and link's column."""
+    names = list(timeline)
+    columns = [[_number(v, name == "t_s" or name.endswith(_HOST_INTEGER_SUFFIXES)) for v in timeline[name].tolist()]
+               for name in names]
+    return _csv_text(names, zip(*columns, strict=True))
+
+
 def alarms_csv(result: RunResult) -> str:
     """alarms.csv: one row per alarm: t_s, alarm, then every Cisco parameter (blank where not carried)."""
     header = ["t_s", "alarm", *ALARM_COLUMNS]
@@ -186,10 +192,8 @@ def _narrative_of(texts: dict[str, str], where: str) -> str:
     # `cucm-sim explain DIR`, which reads them back, tells byte for byte the story narrative.txt holds.
     scenario = parse_resolved_yaml(texts["scenario.resolved.yaml"], f"{where}/scenario.resolved.yaml")
     if not scenario.has_node:
-        host_timeline = parse_host_timeline_csv(texts["timeline.csv"], f"{where}/timeline.csv",
-                                                timeline_columns(scenario))
-        log = parse_events_log(texts[EVENTS_LOG], f"{where}/{EVENTS_LOG}")
-        return narrative_text(narrate_hosts(scenario, host_timeline, log, json.loads(texts["summary.json"])))
+        saved = _host_run(where, scenario, texts)
+        return narrative_text(narrate_hosts(scenario, saved.timeline, saved.log, saved.summary))
     timeline = parse_timeline_csv(texts["timeline.csv"], f"{where}/timeline.csv")
     alarms = parse_alarms_csv(texts["alarms.csv"], f"{where}/alarms.csv")
     summary = parse_summary_json(texts["summary.json"], f"{where}/summary.json")
@@ -224,7 +228,7 @@ def read_run(run_dir: Path) -> RunResult:
     texts = {name: _read_text(run_dir / name) for name in needed}
     scenario = parse_resolved_yaml(texts["scenario.resolved.yaml"], str(run_dir / "scenario.resolved.yaml"))
     if hosts_only and not scenario.has_node:
-        return _read_host_run(run_dir, scenario, texts)
+        return _host_run(str(run_dir), scenario, texts)
     summary = parse_summary_json(texts["summary.json"], str(run_dir / "summary.json"))
     timeline = parse_timeline_csv(texts["timeline.csv"], str(run_dir / "timeline.csv"))
     alarms = parse_alarms_csv(texts["alarms.csv"], str(run_dir / "alarms.csv"))
@@ -237,18 +241,15 @@ def read_run(run_dir: Path) -> RunResult:
                      float(wall_s) if isinstance(wall_s, int | float) else math.nan)
 
 
-def _read_host_run(run_dir: Path, scenario: Scenario, texts: dict[str, str]) -> RunResult:
-    source = run_dir / "summary.json"
-    try:
-        summary = json.loads(texts["summary.json"])
-    except json.JSONDecodeError as error:
-        raise UserError([f"{source}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"]) from None
-    if not isinstance(summary, dict) or not isinstance(summary.get("links"), dict):
+def _host_run(where: str, scenario: Scenario, texts: dict[str, str]) -> RunResult:
+    """A run of hosts and links from its files' texts (`where`: their directory, for messages)."""
+    source = f"{where}/summary.json"
+    summary = _json_object(texts["summary.json"], source)
+    if not isinstance(summary.get("links"), dict):
         raise UserError([f"{source}: not the summary of a cucm-sim run of hosts and links (write it again with "
                          "`cucm-sim run`)"])
-    timeline = parse_host_timeline_csv(texts["timeline.csv"], str(run_dir / "timeline.csv"),
-                                       timeline_columns(scenario))
-    log = parse_events_log(texts[EVENTS_LOG], str(run_dir / EVENTS_LOG))
+    timeline = parse_host_timeline_csv(texts["timeline.csv"], f"{where}/timeline.csv", timeline_columns(scenario))
+    log = parse_events_log(texts[EVENTS_LOG], f"{where}/{EVENTS_LOG}")
     wall_s = summary.get("wall_s")
     return RunResult(scenario, summary, timeline, (), float(wall_s) if isinstance(wall_s, int | float) else math.nan,
                      tuple(log))
@@ -268,14 +269,20 @@ def parse_resolved_yaml(text: str, source: str) -> Scenario:
     return parse_scenario(parse_yaml_text(text, source), source)
 
 
-def parse_summary_json(text: str, source: str) -> dict[str, Any]:
-    """The summary of summary.json text; UserError naming `source` unless it is a JSON object."""
+def _json_object(text: str, source: str) -> dict[str, Any]:
+    """summary.json text as a dict; UserError naming `source` unless it is a JSON object."""
     try:
         summary = json.loads(text)
     except json.JSONDecodeError as error:
         raise UserError([f"{source}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"]) from None
     if not isinstance(summary, dict):
         raise UserError([f"{source}: expected a JSON object (the run's summary), not {type(summary).__name__}"])
+    return summary
+
+
+def parse_summary_json(text: str, source: str) -> dict[str, Any]:
+    """The summary of summary.json text; UserError naming `source` unless it is a CUCM node run's summary."""
+    summary = _json_object(text, source)
     wrong = [key for key in SUMMARY_KEYS if key not in summary]
     for metric in METRICS:
         try:
@@ -329,6 +336,15 @@ def parse_timeline_csv(text: str, source: str) -> dict[str, np.ndarray]:
                 dtype=np.float64,
             )
     return columns
+
+
+def parse_host_timeline_csv(text: str, source: str, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """A host run's timeline.csv text as float64 columns: t_s, then `columns` (`network.timeline_columns`)."""
+    header = ["t_s", *columns]
+    rows = _csv_rows(text, source, header)
+    return {name: np.array([_float(row[index], source, line, name) for line, row in enumerate(rows, 2)],
+                           dtype=np.float64)
+            for index, name in enumerate(header)}
 
 
 def parse_alarms_csv(text: str, source: str) -> list[Alarm]:
