@@ -34,7 +34,7 @@ from cucm_sim.report.narrative import narrate, narrative_text
 from cucm_sim.rules.alarms import ALARM_COLUMNS, Alarm
 from cucm_sim.rules.throttling import ThrottleState
 from cucm_sim.run.simulation import RunResult
-from cucm_sim.scenario.loader import ScenarioDumper, holds_yaml_line_break, parse_scenario, parse_yaml_text
+from cucm_sim.scenario.loader import ScenarioDumper, parse_scenario, parse_yaml_text
 from cucm_sim.scenario.schema import Scenario
 
 RESULT_FILES = (
@@ -164,9 +164,7 @@ def resolved_yaml(scenario: Scenario) -> str:
         "# Running this file again reproduces the same summary (wall time aside).\n"
     )
     # ScenarioDumper quotes a string the loader would read back as a number ('1e3': a float to YAML 1.2)
-    data = scenario.resolved_data()
-    breaks = holds_yaml_line_break(json.dumps(data, ensure_ascii=False))  # then escaped, to read back the same
-    return header + yaml.dump(data, Dumper=ScenarioDumper, sort_keys=False, allow_unicode=not breaks)
+    return header + yaml.dump(scenario.resolved_data(), Dumper=ScenarioDumper, sort_keys=False, allow_unicode=True)
 
 
 # ------------------------------------------------------------------ the story, and reading a run back

@@ -85,13 +85,16 @@ class ScenarioDumper(yaml.SafeDumper):
 ScenarioDumper.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
 
 YAML_LINE_BREAKS = ("\x85", "\u2028", "\u2029")
-"""Characters YAML reads as line breaks besides \\n and \\r: a quoted scalar folds them into spaces, so text
-holding one must be dumped with escapes (allow_unicode=False) to read back as itself."""
+"""Characters YAML reads as line breaks besides \\n and \\r: a plain or single-quoted scalar folds them into
+spaces; a double-quoted one writes them as escapes, and reads back as itself."""
 
 
-def holds_yaml_line_break(text: str) -> bool:
-    """Whether `text` holds one of YAML_LINE_BREAKS."""
-    return any(character in text for character in YAML_LINE_BREAKS)
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = '"' if any(character in text for character in YAML_LINE_BREAKS) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+ScenarioDumper.add_representer(str, _represent_str)
 
 
 class _LimitedComposer(Composer):

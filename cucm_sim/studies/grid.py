@@ -26,7 +26,6 @@ from cucm_sim.errors import ScenarioError, UserError
 from cucm_sim.scenario.loader import (
     ScenarioDumper,
     apply_overrides,
-    holds_yaml_line_break,
     parse_scenario,
     parse_yaml_text,
     read_yaml,
@@ -120,11 +119,7 @@ class SweepDesign:
 
 def yaml_scalar(value: GridScalar) -> str:
     """`value` as YAML text that reads back as the same value and type ('20' stays a string, 0.1 a float)."""
-    # YAML reads NEL, LS and PS as line breaks, which a quoted scalar folds: written raw (allow_unicode) they
-    # would come back as spaces, so a string holding one is written with escapes
-    breaks = isinstance(value, str) and holds_yaml_line_break(value)
-    text = yaml.dump(value, Dumper=ScenarioDumper, default_flow_style=True, allow_unicode=not breaks,
-                     width=YAML_LINE_WIDTH)
+    text = yaml.dump(value, Dumper=ScenarioDumper, default_flow_style=True, allow_unicode=True, width=YAML_LINE_WIDTH)
     return text.removesuffix("\n").removesuffix("\n...").strip(" \n")
 
 
