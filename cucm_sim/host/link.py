@@ -26,7 +26,7 @@ The rules:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,7 +138,7 @@ class LinkModel:
         self.sender.log(messages.pim_connection_broken())
         self._after(self.link.reconnect_delay_s, self._open)
 
-    def _after(self, delay_s: float, action: Any) -> None:
+    def _after(self, delay_s: float, action: Callable[[], None]) -> None:
         event = self.env.timeout(delay_s)
         event.callbacks.append(lambda _event: action())
 

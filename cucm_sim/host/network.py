@@ -47,7 +47,7 @@ class HostNetwork:
         children = seeds.spawn(len(scenario.hosts) + len(scenario.links))
         receivers = {link.receiver for link in scenario.links}
         self.hosts: dict[str, HostModel] = {}
-        for host, child in zip(scenario.hosts, children, strict=False):
+        for host, child in zip(scenario.hosts, children[:len(scenario.hosts)], strict=True):
             storms = [d for d in scenario.disturbances if isinstance(d, DpcStorm) and d.host == host.name]
             routine = messages.cvp_routine if host.name in receivers else messages.pim_routine
             self.hosts[host.name] = HostModel(env, host, storms, child, self.log, routine)
