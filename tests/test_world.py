@@ -163,4 +163,4 @@ def test_a_phone_that_leaves_is_no_longer_registered_from_that_time(engine: str)
     world.run(world.end_s)
     registered = node.engine.counters().timeline["registered_devices"]
     assert registered[int(at_s) - 1] == 50 and registered[int(at_s)] == 48 and registered[-1] == 48
-    assert node.phones.table.state[3] == node.phones.table.state[7] == UNREGISTERED
+    assert node.table.state[3] == node.table.state[7] == UNREGISTERED

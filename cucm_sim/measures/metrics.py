@@ -122,13 +122,37 @@ def link_metric(path: str) -> tuple[str, str] | None:
     return (found.group(1), found.group(2)) if found else None
 
 
+CLUSTER_METRICS: Final[tuple[Metric, ...]] = (
+    Metric("calls_not_placed", "count", "call attempts of phones registered with no node (they cannot call)"),
+    Metric("phone_failovers", "count", "times a phone left a node that went down for another node of its group"),
+    Metric("phone_rehomes", "count", "times a phone on a secondary went back to its primary"),
+    Metric("phones_unregistered_at_end", "count", "phones registered with no node when the run ended"),
+)
+"""A cluster's own metrics, beside the node metrics (whose values in a cluster are its totals)."""
+CLUSTER_METRIC_PATHS: Final[frozenset[str]] = frozenset(metric.path for metric in CLUSTER_METRICS)
+_PER_NODE = re.compile(r"nodes\.(.+)\.(" + "|".join(re.escape(metric.path) for metric in METRICS) + ")")
+
+
+def node_metric(path: str) -> tuple[str, str] | None:
+    """(node name, metric) of a per-node path `nodes.NAME.METRIC` (a cluster's); None for any other path."""
+    found = _PER_NODE.fullmatch(path)
+    return (found.group(1), found.group(2)) if found else None
+
+
 def is_metric(path: str) -> bool:
-    """Whether `path` names a metric of some scenario (a per-link path names one of a scenario with that link)."""
-    return path in ANY_METRIC_PATHS or link_metric(path) is not None
+    """Whether `path` names a metric of some scenario (a per-link or per-node path names one of a scenario with
+    that link or node)."""
+    return (path in ANY_METRIC_PATHS or path in CLUSTER_METRIC_PATHS or link_metric(path) is not None
+            or node_metric(path) is not None)
 
 
-def catalogue(has_node: bool, links: Sequence[str] = ()) -> tuple[Metric, ...]:
-    """The metrics of a scenario with a CUCM node, or of one of hosts and `links` alone."""
+def catalogue(has_node: bool, links: Sequence[str] = (), nodes: Sequence[str] = ()) -> tuple[Metric, ...]:
+    """The metrics of a scenario with a CUCM node (a cluster of `nodes`: its totals, its own metrics and each
+    node's), or of one of hosts and `links` alone."""
+    if nodes:
+        return METRICS + CLUSTER_METRICS + tuple(
+            Metric(f"nodes.{node}.{metric.path}", metric.unit, f"{metric.description}, at node {node}")
+            for node in nodes for metric in METRICS)
     if has_node:
         return METRICS
     return HOST_METRICS + tuple(Metric(f"links.{link}.{metric.path}", metric.unit, metric.description)

@@ -1,9 +1,10 @@
 """Alarm records: the Cisco-style events a run raises.
 
 An `Alarm` is an immutable record of one alarm (CodeYellowEntry, CodeYellowExit, CodeRedEntry,
-CallManagerOnline, DeviceCloseMaxEventsExceeded) at a simulated time, with the parameters Cisco's
-alarm of the same name carries.  Parameter names follow Cisco's alarm text with the spaces removed;
-delays are in milliseconds, times in seconds, as the `ALARM_COLUMNS` units say.
+CallManagerOnline, DeviceCloseMaxEventsExceeded; a cluster's also DeviceRegistered, DeviceUnregistered)
+at a simulated time, with the parameters Cisco's alarm of the same name carries.  Parameter names follow
+Cisco's alarm text with the spaces removed; delays are in milliseconds, times in seconds, as the
+`ALARM_COLUMNS` units say.
 """
 
 from __future__ import annotations
@@ -18,6 +19,17 @@ CODE_YELLOW_EXIT: Final = "CodeYellowExit"
 CODE_RED_ENTRY: Final = "CodeRedEntry"
 CALLMANAGER_ONLINE: Final = "CallManagerOnline"
 DEVICE_CLOSE_MAX_EVENTS_EXCEEDED: Final = "DeviceCloseMaxEventsExceeded"
+DEVICE_REGISTERED: Final = "DeviceRegistered"
+DEVICE_UNREGISTERED: Final = "DeviceUnregistered"
+
+CONNECTIVITY_ERROR: Final = "ConnectivityError"
+"""DeviceUnregistered reason 6: communication between the phone and the node was interrupted (its node went
+down: Code Red).  Reason names and codes: Cisco's alarm catalogue (DOMAIN.md section 4)."""
+DEVICE_INITIATED_UNREGISTER: Final = "DeviceUnregistered"
+"""DeviceUnregistered reason 10: the phone explicitly unregistered (it leaves a secondary for its primary;
+the catalogue names rehoming as a cause of the alarm without a reason of its own)."""
+SCCP_DEVICE_THROTTLING: Final = "SCCPDeviceThrottling"
+"""DeviceUnregistered reason 12: the node closed the phone for exceeding Max Events Allowed."""
 
 #: Every parameter an alarm may carry, in the order alarms.csv lists them, with its unit.
 ALARM_COLUMNS: Final[dict[str, str]] = {
@@ -41,6 +53,8 @@ ALARM_COLUMNS: Final[dict[str, str]] = {
     "MaxEventsAllowed": "events per 5 s",
     "NumberOfSkinnyDeviceThrottled": "count",
 }
+#: The parameter only a cluster's alarms carry (DeviceUnregistered's reason); its alarms.csv adds the column.
+CLUSTER_ALARM_COLUMNS: Final[dict[str, str]] = {"Reason": "name"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +66,7 @@ class Alarm:
     params: Mapping[str, float | int | str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = set(self.params) - set(ALARM_COLUMNS)
+        unknown = set(self.params) - set(ALARM_COLUMNS) - set(CLUSTER_ALARM_COLUMNS)
         if unknown:
             raise ValueError(f"alarm {self.name} has undocumented parameters {sorted(unknown)}")
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
@@ -86,3 +100,13 @@ def callmanager_online(t_s: float, signals_lost: int, restart_duration_s: float)
         "SignalsLostInRestart": signals_lost,
         "RestartDuration": restart_duration_s,
     })
+
+
+def device_registered(t_s: float, device: int) -> Alarm:
+    """DeviceRegistered: `device`'s registration dialogue with the node ended (a cluster's phones only)."""
+    return Alarm(DEVICE_REGISTERED, t_s, {"DeviceName": device_name(device)})
+
+
+def device_unregistered(t_s: float, device: int, reason: str) -> Alarm:
+    """DeviceUnregistered: `device` is no longer registered with the node, for `reason` (a cluster's phones)."""
+    return Alarm(DEVICE_UNREGISTERED, t_s, {"DeviceName": device_name(device), "Reason": reason})

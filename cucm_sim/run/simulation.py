@@ -23,9 +23,10 @@ from cucm_sim.measures.metrics import derived_metrics
 from cucm_sim.rules.alarms import CODE_RED_ENTRY, CODE_YELLOW_ENTRY, CODE_YELLOW_EXIT, Alarm
 from cucm_sim.rules.priorities import PRIORITIES
 from cucm_sim.rules.throttling import ThrottleState
+from cucm_sim.run.cluster import NodeRun, cluster_counters, cluster_summary, node_runs
 from cucm_sim.scenario.schema import Scenario
 from cucm_sim.scenario.workload import out_of_memory
-from cucm_sim.world.world import HostsSetup, NodeSetup, World, node_seeds
+from cucm_sim.world.world import ClusterSetup, HostsSetup, NodeSetup, World, node_seeds
 
 ProgressCallback = Callable[[float, float], None]
 """Called as the run advances with (simulated seconds done, simulated seconds in all)."""
@@ -44,6 +45,9 @@ class RunResult:
     wall_s: float
     log: tuple[LogLine, ...] = ()
     """The hosts' log lines in the order written (events.log); empty for a CUCM node alone."""
+    nodes: tuple[NodeRun, ...] = ()
+    """A cluster's nodes, each with its timeline and alarms (`timeline` and `alarms` are then the cluster's:
+    the worst state of each second, every alarm in time order); empty for one node."""
 
     @property
     def seed(self) -> int:
@@ -59,7 +63,12 @@ def simulate(scenario: Scenario, progress: ProgressCallback | None = None) -> Ru
     started = time.perf_counter()
     step_s = max(1.0, scenario.duration_s / PROGRESS_STEPS)
     done_s = 0.0
-    if scenario.has_node:
+    if scenario.cluster is not None:
+        nodes = scenario.node_scenarios()
+        world = World([NodeSetup(node, seeds) for node, seeds in zip(nodes, node_seeds(scenario.seed, len(nodes)),
+                                                                      strict=True)],
+                      cluster=ClusterSetup(scenario, np.random.SeedSequence(scenario.seed, spawn_key=(len(nodes),))))
+    elif scenario.has_node:
         world = World([NodeSetup(scenario, node_seeds(scenario.seed, 1)[0])])
     else:
         world = World([], HostsSetup(scenario, np.random.SeedSequence(scenario.seed)))
@@ -78,6 +87,12 @@ def simulate(scenario: Scenario, progress: ProgressCallback | None = None) -> Ru
         summary = {"scenario": scenario.name, "seed": scenario.seed, "duration_s": scenario.duration_s,
                    **world.hosts.summary(), "wall_s": wall_s}
         return RunResult(scenario, summary, world.hosts.timeline(), (), wall_s, tuple(world.hosts.log.lines))
+    if world.cluster is not None:
+        runs = node_runs(world, scenario.node_names, summarize, wall_s)
+        summary = cluster_summary(scenario, world, runs, summarize, wall_s)
+        states = cluster_counters([node.engine.counters() for node in world.nodes]).states
+        every = tuple(sorted((alarm for run in runs for alarm in run.alarms), key=lambda alarm: alarm.t_s))
+        return RunResult(scenario, summary, {"state": states}, every, wall_s, nodes=runs)
     node = world.nodes[0]
     counters = node.engine.counters()
     alarms = tuple(node.alarms)

@@ -3,9 +3,10 @@ validator names the key it found a problem in."""
 
 from __future__ import annotations
 
-from typing import Self
+import re
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 MAX_DURATION_S = 30 * 86_400
@@ -41,3 +42,19 @@ class Window(Section):
         if self.end_s <= self.start_s:
             raise problem_at("end_s", f"{plain(self.end_s)} must be greater than start_s ({plain(self.start_s)})")
         return self
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError(
+            f"{name!r} is not a name for a host, link, node or pool: 1 to 64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit (it names columns and log lines)"
+        )
+    return name
+
+
+PartName = Annotated[str, AfterValidator(_check_name)]
+"""The name of a host, a link, a cluster node or a device pool: it heads timeline columns and stamps log lines."""

@@ -8,31 +8,14 @@ names they refer to.
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from cucm_sim.rules.throttling import WholeNumber
-from cucm_sim.scenario.base import Section, Window
+from cucm_sim.scenario.base import PartName, Section, Window
 
 MAX_PROCESSORS = 64
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-
-
-def _check_name(name: str) -> str:
-    if not _NAME.fullmatch(name):
-        raise ValueError(
-            f"{name!r} is not a host or link name: 1 to 64 letters, digits, '_', '.' or '-', starting with a "
-            "letter or digit (it names columns and log lines)"
-        )
-    return name
-
-
-PartName = Annotated[str, AfterValidator(_check_name)]
-"""A host's or a link's name: it heads timeline columns and stamps log lines."""
-
 
 class BackgroundDpcs(Section):
     """Other drivers' ordinary DPCs on each processor of a host (Poisson arrivals, exponential costs)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-import re
 import reprlib
 import secrets
 from decimal import Decimal
@@ -32,20 +31,23 @@ from pydantic_core import PydanticCustomError
 
 from cucm_sim.measures.metrics import (
     ANY_METRIC_PATHS,
-    HOST_METRIC_PATHS,
-    LINK_METRICS,
+    CLUSTER_METRIC_PATHS,
     METRIC_PATHS,
+    catalogue,
     is_metric,
     link_metric,
+    node_metric,
 )
 from cucm_sim.rules.priorities import Priority
 from cucm_sim.rules.throttling import ThrottlingParams, WholeNumber
-from cucm_sim.scenario.base import MAX_DURATION_S, problem_at
+from cucm_sim.scenario.base import MAX_DURATION_S, PartName, problem_at
 from cucm_sim.scenario.base import Section as _Section
 from cucm_sim.scenario.base import Window as _Window
 from cucm_sim.scenario.base import plain as _plain
+from cucm_sim.scenario.cluster import MAX_PHONES, Cluster, DevicePool
 from cucm_sim.scenario.distributions import Distribution, Exponential
 from cucm_sim.scenario.hosts import DpcStorm, Host, Link
+from cucm_sim.scenario.node import BackgroundSource, ChattyDevices, NodeParams, OneLineName, Text
 
 MAX_SEED = 2**64 - 1
 MAX_CALLS_PER_S = 10_000
@@ -57,55 +59,6 @@ ProfilePoint = Annotated[tuple[ProfileTime, ProfileRate], Strict(False)]
 
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _no_control_characters(pattern: re.Pattern[str], what: str) -> AfterValidator:
-    def check(text: str) -> str:
-        found = pattern.search(text)
-        if found is not None:
-            escaped = found.group().encode("unicode_escape").decode("ascii")
-            raise ValueError(f"holds the control character {escaped} (character {found.start() + 1}); {what}")
-        return text
-
-    return AfterValidator(check)
-
-
-OneLineName = Annotated[str, _no_control_characters(_CONTROL, "a name is one line of printable text")]
-"""A name shown on one line (in a terminal, a file name, a plot title): no control character, tab and
-newline included."""
-Text = Annotated[str, _no_control_characters(_CONTROL_BUT_LINES, "text may hold newlines and tabs but no "
-                                             "other control character")]
-
-
-class NodeParams(_Section):
-    """The CUCM node: one SDL router thread serving four strict-priority queues, non-preemptive."""
-
-    signal_service_time_ms: Distribution = Field(
-        default_factory=lambda: Exponential(mean=0.16),
-        description="Time the router thread spends on one SDL signal at full speed (ms). "
-        "No Cisco source gives it; calibrate from perfmon (busy time / QueueSignalsProcessed).",
-    )
-    capacity_factor: float = Field(
-        1.0, gt=0, le=10,
-        description="Baseline speed of the router thread (1.0 = nominal); disturbances multiply it.",
-    )
-    restart_duration_s: float = Field(
-        180, gt=0, le=3600,
-        description="How long the CallManager service takes to restart after Code Red (s). Not documented "
-        "by Cisco; a scenario input.",
-    )
-
-
-class BackgroundSource(_Section):
-    """A Poisson stream of SDL signals that are not modelled call by call."""
-
-    name: OneLineName = Field("background", min_length=1, max_length=64, description="Label for this source.")
-    signals_per_s: float = Field(ge=0, le=1e6, description="Mean arrival rate (signals/s).")
-    priority: Priority = Field("normal", description="SDL queue the signals wait in.")
-
-
 class LoadParams(_Section):
     """Offered load: background signals and call attempts."""
 
@@ -162,14 +115,6 @@ class LoadParams(_Section):
         return self
 
 
-class ChattyDevices(_Window):
-    """Misbehaving SCCP phones that send far more events than normal between start_s and end_s."""
-
-    count: WholeNumber = Field(ge=1, le=10_000, description="How many devices misbehave (taken from devices.count).")
-    events_per_s: float = Field(gt=0, le=100_000, description="Events each sends per second, Poisson (events/s).")
-    priority: Priority = Field("normal", description="SDL queue their signals wait in.")
-
-
 class DevicesParams(_Section):
     """SCCP phones registered to the node."""
 
@@ -199,19 +144,45 @@ class DevicesParams(_Section):
         description="A device closed for exceeding Max Events Allowed starts re-registering this long after (s).",
     )
     chatty: list[ChattyDevices] = Field(default_factory=list, max_length=32, description="Misbehaving devices.")
+    pools: list[DevicePool] = Field(
+        default_factory=list, max_length=64, exclude_if=lambda pools: not pools,
+        description="A cluster's phones, by pool (count, CM group, keepalive, chatty phones), instead of count "
+        "and chatty; the other keys here apply to every pool.",
+    )
 
     @model_validator(mode="after")
     def _chatty_fit(self) -> Self:
         chatty_total = sum(group.count for group in self.chatty)
         if chatty_total > self.count:
             raise ValueError(f"chatty devices ({chatty_total}) exceed devices.count ({self.count})")
+        if self.pools:
+            for key in ("count", "chatty"):
+                if key in self.model_fields_set:
+                    raise problem_at(key, f"give {key} per pool (devices.pools), not for the whole cluster")
+            seen: set[str] = set()
+            for k, pool in enumerate(self.pools):
+                if pool.name in seen:
+                    raise problem_at(f"pools.{k}.name", f"{pool.name!r} is already the name of another pool")
+                seen.add(pool.name)
+            total = sum(pool.count for pool in self.pools)
+            if total > MAX_PHONES:
+                raise problem_at("pools", f"{total:,} phones in all; a cluster holds at most {MAX_PHONES:,}")
         return self
+
+    @property
+    def phone_count(self) -> int:
+        """Every phone: the pools' counts, or `count`."""
+        return sum(pool.count for pool in self.pools) if self.pools else self.count
 
 
 class CpuSlowdown(_Window):
     """The router thread gets only `capacity_factor` of its speed (a backup job, tracing, disk I/O)."""
 
     kind: Literal["cpu_slowdown"]
+    node: PartName | None = Field(
+        None, exclude_if=lambda node: node is None,
+        description="The cluster node it hits (cluster.nodes); absent in a scenario of one node.",
+    )
     capacity_factor: float = Field(
         gt=0, le=1, description="Share of nominal speed left (0.25 = a quarter); overlapping slowdowns multiply."
     )
@@ -221,6 +192,10 @@ class SignalBurst(_Window):
     """Extra Poisson signals, e.g. a routing loop."""
 
     kind: Literal["signal_burst"]
+    node: PartName | None = Field(
+        None, exclude_if=lambda node: node is None,
+        description="The cluster node it hits (cluster.nodes); absent in a scenario of one node.",
+    )
     signals_per_s: float = Field(gt=0, le=1e6, description="Extra signals (signals/s).")
     priority: Priority = Field("normal", description="SDL queue the extra signals wait in.")
 
@@ -235,7 +210,7 @@ class CallSurge(_Window):
 Disturbance = Annotated[CpuSlowdown | SignalBurst | CallSurge | DpcStorm, Field(discriminator="kind")]
 NODE_DISTURBANCES = (CpuSlowdown, SignalBurst, CallSurge)
 """The disturbances that hit the CUCM node (a `dpc_storm` hits a host)."""
-NODE_SECTIONS = ("throttling", "node", "load", "devices")
+NODE_SECTIONS = ("throttling", "node", "load", "devices", "cluster")
 """The sections that describe the CUCM node."""
 
 
@@ -483,6 +458,11 @@ class Scenario(_Section):
     node: NodeParams = Field(default_factory=NodeParams, description="The CUCM node.")
     load: LoadParams = Field(default_factory=LoadParams, description="Offered load.")
     devices: DevicesParams = Field(default_factory=DevicesParams, description="SCCP devices.")
+    cluster: Cluster | None = Field(
+        None, exclude_if=lambda cluster: cluster is None,
+        description="Several CUCM nodes on one clock, their phones in pools with CM groups (devices.pools), and "
+        "how the phones fail over; absent: one node.",
+    )
     disturbances: list[Disturbance] = Field(
         default_factory=list, max_length=256, description="Time-limited disturbances."
     )
@@ -545,14 +525,18 @@ class Scenario(_Section):
             if disturbance.processor is not None and disturbance.processor >= processors:
                 raise problem_at(f"disturbances.{k}.processor", f"{disturbance.processor} is not one of "
                                  f"{disturbance.host}'s processors (0 .. {processors - 1})")
-        paths = METRIC_PATHS if self.has_node else HOST_METRIC_PATHS | {
-            f"links.{link.name}.{metric.path}" for link in self.links for metric in LINK_METRICS}
+        paths = self.metric_paths()
         for name in self.expect:
             per_link = link_metric(name)
             if per_link is not None and per_link[0] not in {link.name for link in self.links}:
                 raise problem_at(f"expect.{name}", f"no link is named {per_link[0]!r}")
+            per_node = node_metric(name)
+            if per_node is not None and self.cluster is not None and per_node[0] not in self.cluster.names:
+                raise problem_at(f"expect.{name}", f"no node is named {per_node[0]!r}; nodes: "
+                                 f"{', '.join(self.cluster.names)}")
             if name not in paths:
                 raise problem_at(f"expect.{name}", "is a metric of " + (
+                    "a cluster; this scenario has one node" if name in CLUSTER_METRIC_PATHS or per_node else
                     "hosts and links; this scenario has none" if self.has_node else
                     "the CUCM node; this scenario has hosts and links alone (see `cucm-sim metrics`)"))
         if self.sweep is not None and "metrics" in self.sweep.model_fields_set:
@@ -564,6 +548,68 @@ class Scenario(_Section):
             raise problem_at("hosts", "a scenario with both a CUCM node and hosts cannot run yet: give hosts and "
                              "links alone, or the CUCM node alone (no throttling, node, load or devices section)")
         return self
+
+    @model_validator(mode="after")
+    def _cluster_fits(self) -> Self:
+        if self.cluster is None:
+            if self.devices.pools:
+                raise problem_at("devices.pools", "pools are a cluster's phones: add a cluster section (cluster.nodes)")
+            for k, disturbance in enumerate(self.disturbances):
+                if getattr(disturbance, "node", None) is not None:
+                    raise problem_at(f"disturbances.{k}.node", "only a cluster's disturbance names a node; this "
+                                     "scenario has one node")
+            return self
+        names = self.cluster.names
+        known = ", ".join(names)
+        for k, pool in enumerate(self.devices.pools):
+            for j, name in enumerate(pool.cm_group):
+                if name not in names:
+                    raise problem_at(f"devices.pools.{k}.cm_group.{j}", f"no node is named {name!r}; nodes: {known}")
+        for k, disturbance in enumerate(self.disturbances):
+            if not isinstance(disturbance, CpuSlowdown | SignalBurst):
+                continue
+            if disturbance.node is None and len(names) > 1:
+                raise problem_at(f"disturbances.{k}", f"name the node a {disturbance.kind} hits (node: one of {known})")
+            if disturbance.node is not None and disturbance.node not in names:
+                raise problem_at(f"disturbances.{k}.node", f"no node is named {disturbance.node!r}; nodes: {known}")
+        return self
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        """A cluster's node names, in order; empty for a scenario of one node."""
+        return self.cluster.names if self.cluster is not None else ()
+
+    def metric_paths(self) -> frozenset[str]:
+        """Every metric a run of this scenario has (see `cucm-sim metrics SCENARIO`)."""
+        return frozenset(metric.path for metric in catalogue(self.has_node, [link.name for link in self.links],
+                                                             self.node_names))
+
+    def node_scenarios(self) -> tuple[Scenario, ...]:
+        """A cluster's nodes, each as the one-node scenario its engine runs: the top-level sections with the
+        node's overrides, its disturbances (and every call surge: calls come from the phones), every phone of
+        the cluster (`devices.count`; the world says which are the node's), no expectations."""
+        assert self.cluster is not None
+        nodes = []
+        for entry in self.cluster.nodes:
+            node = self.node if entry.node is None else self.node.model_copy(
+                update={key: getattr(entry.node, key) for key in entry.node.model_fields_set})
+            throttling = self.throttling if entry.throttling is None else self.throttling.model_copy(
+                update={key: getattr(entry.throttling, key) for key in entry.throttling.model_fields_set})
+            load = self.load if entry.load is None else self.load.model_copy(
+                update={"background": entry.load.background})
+            devices = self.devices.model_copy(update={
+                "count": self.devices.phone_count, "pools": [],
+                "chatty": [group for pool in self.devices.pools for group in pool.chatty]})
+            disturbances = [
+                d.model_copy(update={"node": None}) if isinstance(d, CpuSlowdown | SignalBurst) else d
+                for d in self.disturbances
+                if isinstance(d, CallSurge) or getattr(d, "node", None) in (entry.name, None)
+            ]
+            nodes.append(self.model_copy(update={
+                "name": f"{self.name} ({entry.name})", "node": node, "throttling": throttling, "load": load,
+                "devices": devices, "disturbances": disturbances, "cluster": None, "expect": {},
+            }))
+        return tuple(nodes)
 
     def resolved_data(self) -> dict[str, Any]:
         """Every default filled in, for the parts the scenario has only: read back, it is this scenario."""

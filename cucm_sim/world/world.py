@@ -11,17 +11,23 @@ and links (`host.network.HostNetwork`) join the same clock, with their own seed 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import simpy
 
+from cucm_sim.engine.devices import DeviceTable
 from cucm_sim.engine.interface import NodeEngine
 from cucm_sim.engine.registry import engine_named
 from cucm_sim.engine.vocabulary import spawn_streams
 from cucm_sim.host.network import HostNetwork
 from cucm_sim.rules.alarms import Alarm
 from cucm_sim.scenario.schema import Scenario
+from cucm_sim.scenario.workload import SPAN_ROWS
+from cucm_sim.world.cluster import ClusterPhones
 from cucm_sim.world.phones import Phones
 
 
@@ -42,17 +48,20 @@ class NodeSetup:
 
 @dataclass
 class WorldNode:
-    """One node of a running world: its engine, its phones, and the alarms it raised, in order."""
+    """One node of a running world: its engine, its device table, what reacts to its alarms, and the alarms it
+    raised, in order."""
 
     setup: NodeSetup
     engine: NodeEngine
-    phones: Phones
+    table: DeviceTable
+    react: Callable[[Alarm], None]
+    """The phones' reaction to an alarm of this node (`Phones.hear`, or the cluster's)."""
     alarms: list[Alarm] = field(default_factory=list)
 
     def hear(self, alarm: Alarm) -> None:
         """The node raised `alarm`: keep it, and let the phones react at its time."""
         self.alarms.append(alarm)
-        self.phones.hear(self.engine, alarm)
+        self.react(alarm)
 
 
 @dataclass(frozen=True)
@@ -63,25 +72,76 @@ class HostsSetup:
     seeds: np.random.SeedSequence
 
 
-class World:
-    """N node engines on one SimPy clock, each with the phones the world gave it, and the hosts beside them."""
+@dataclass(frozen=True)
+class ClusterSetup:
+    """A cluster's phones: the scenario that describes the cluster and the seeds of the phones' own draws."""
 
-    def __init__(self, setups: list[NodeSetup], hosts: HostsSetup | None = None) -> None:
+    scenario: Scenario
+    seeds: np.random.SeedSequence
+
+
+class World:
+    """N node engines on one SimPy clock, each with the phones the world gave it, and the hosts beside them.
+
+    With a cluster (`world.cluster`), the nodes share the cluster's phones, and the world moves them from
+    node to node; it hands the engines each move a second ahead and keeps their lookahead at a second
+    while a node could fail (see `ClusterPhones`).
+    """
+
+    def __init__(self, setups: list[NodeSetup], hosts: HostsSetup | None = None,
+                 cluster: ClusterSetup | None = None) -> None:
         if not setups and hosts is None:
             raise ValueError("a world needs at least one node or host")
         self.env = simpy.Environment()
         self.nodes: list[WorldNode] = []
+        self.cluster = (ClusterPhones(cluster.scenario, tuple(setup.scenario for setup in setups), cluster.seeds)
+                        if cluster is not None else None)
         for index, setup in enumerate(setups):
             kind = engine_named(setup.scenario.engine)
             streams = spawn_streams(setup.seeds, kind.stream_names)
             engine = kind.build(setup.scenario, streams)
-            node = WorldNode(setup, engine, Phones(setup.scenario.devices, index, streams["registration"]))
-            engine.attach(self.env, node.phones.table, node.hear)
-            node.phones.start(engine)
+            if self.cluster is None:
+                phones = Phones(setup.scenario.devices, index, streams["registration"])
+                node = WorldNode(setup, engine, phones.table, functools.partial(phones.hear, engine))
+            else:
+                node = WorldNode(setup, engine, self.cluster.tables[index],
+                                 functools.partial(self._cluster_hears, index))
+            engine.attach(self.env, node.table, node.hear)
+            if self.cluster is None:
+                phones.start(engine)
             self.nodes.append(node)
+        if self.cluster is not None:
+            self._engines = [node.engine for node in self.nodes]
+            self.cluster.start()
+            self._lookahead_s = 0
+            self._set_lookahead()
+            self.env.process(self._mover())
         self.hosts = HostNetwork(self.env, hosts.scenario, hosts.seeds) if hosts is not None else None
         durations = [setup.scenario.duration_s for setup in setups] + ([hosts.scenario.duration_s] if hosts else [])
         self.end_s = float(max(durations))
+
+    def _cluster_hears(self, index: int, alarm: Alarm) -> None:
+        assert self.cluster is not None
+        self.cluster.hear(index, alarm, self._engines)
+        self._set_lookahead()
+
+    def _set_lookahead(self) -> None:
+        """A second while a node could fail or a move is pending; else the engines' own spans."""
+        assert self.cluster is not None
+        seconds = SPAN_ROWS if self.cluster.quiet else 1
+        if seconds != self._lookahead_s:
+            self._lookahead_s = seconds
+            for engine in self._engines:
+                engine.limit_lookahead(seconds)
+
+    def _mover(self) -> Generator[simpy.Event, Any, None]:
+        """Half a second before each second: hand the engines the moves they could otherwise pass."""
+        assert self.cluster is not None
+        yield self.env.timeout(0.5)
+        while self.env.now < self.end_s:
+            self.cluster.due(self.env.now + 1.5, self._engines)
+            self._set_lookahead()
+            yield self.env.timeout(1.0)
 
     @property
     def now_s(self) -> float:

@@ -101,7 +101,8 @@ class ArrivalStreams:
         self._calls = CallAttemptTimes(
             CallRateProfile.from_scenario(scenario), load.call_arrivals, rngs["calls"], rngs["calls_thinning"]
         )
-        self._keepalives = KeepaliveTimes(len(phones), phones.keepalive_interval_s, rngs["keepalive_phase"])
+        self._keepalives = [KeepaliveTimes(group.count, group.interval_s, rngs["keepalive_phase"], group.first)
+                            for group in phones.keepalives]
         self._chatty: list[tuple[PoissonTimes, int, int, np.random.Generator]] = []
         groups = phones.chatty
         for group, times_seed, devices_seed in zip(groups, streams["chatty"].spawn(len(groups)),
@@ -128,7 +129,7 @@ class ArrivalStreams:
             parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts), kind="stable") if parts else np.empty(0)
             for parts in plain
         ]
-        keepalive_s, keepalive_device = self._keepalives.take(t0_s, t1_s)
+        keepalive_s, keepalive_device = _keepalives(self._keepalives, t0_s, t1_s)
         chatty = []
         for stream, first, count, device_rng in self._chatty:
             times_s = stream.take(t0_s, t1_s)
@@ -138,6 +139,17 @@ class ArrivalStreams:
         fallback = self._fallback_rng.random(len(call_s))
         holding_s = self._holding_s.sample(self._holding_rng, len(call_s))
         return PrimaryArrivals(merged, keepalive_s, keepalive_device, chatty, call_s, candidates, fallback, holding_s)
+
+
+def _keepalives(groups: list[KeepaliveTimes], t0_s: float, t1_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every group's keepalives in [t0_s, t1_s), merged in time order."""
+    if len(groups) == 1:
+        return groups[0].take(t0_s, t1_s)
+    parts = [group.take(t0_s, t1_s) for group in groups]
+    times_s = np.concatenate([times for times, _ in parts]) if parts else np.empty(0)
+    devices = np.concatenate([ids for _, ids in parts]) if parts else np.empty(0, dtype=np.int64)
+    order = np.argsort(times_s, kind="stable")
+    return times_s[order], devices[order]
 
 
 def _streams_per_queue(

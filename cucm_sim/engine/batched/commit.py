@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from cucm_sim.engine.batched.arrivals import PrimaryArrivals
-from cucm_sim.engine.batched.decide import Decisions
+from cucm_sim.engine.batched.decide import Decisions, calls_made
 from cucm_sim.engine.batched.sccp_block import block_events, remember
 from cucm_sim.engine.batched.state import NodeConstants, NodeState
 from cucm_sim.engine.batched.tally import Rows
 from cucm_sim.engine.interface import OnAlarm
-from cucm_sim.rules.alarms import device_closed
+from cucm_sim.engine.vocabulary import REGISTERED
+from cucm_sim.rules.alarms import device_closed, device_registered
 from cucm_sim.sdl.block import NO_TAG, BlockPlan, commit
 
 
@@ -24,7 +25,8 @@ def commit_block(
     state: NodeState, constants: NodeConstants, t1_s: float, plan: BlockPlan, primary: PrimaryArrivals,
     d: Decisions, rows: Rows, report: OnAlarm,
 ) -> None:
-    """Make the settled block that ends at `t1_s` (s) the past of `state`; report its SCCP closures."""
+    """Make the settled block that ends at `t1_s` (s) the past of `state`; report its SCCP closures (and, in a
+    cluster, its completed registrations)."""
     commit(state.router, plan, state.draws, state.follow_draws)
     totals = state.totals
     if state.uncounted_end_s is not None and state.uncounted_end_s < t1_s:
@@ -43,12 +45,17 @@ def commit_block(
         carried = state.carried
     state.carried = carried
     totals.signals_processed += int(rows.processed.sum())
-    totals.calls_attempted += len(primary.call_s)
+    totals.calls_attempted += len(calls_made(constants, primary, d))
 
     phones = state.phones
     for device, new in d.state.items():
         phones.array[device] = new
     phones.registered += d.registered_delta
+    if constants.announces_registrations:
+        registrations = sorted((t_s, device) for device, changes in d.changes.items()
+                               for t_s, new in changes if new == REGISTERED)
+        for t_s, device in registrations:
+            report(device_registered(t_s, device))
     totals.calls_accepted += d.calls_accepted
     totals.calls_rejected_throttled += d.calls_rejected
     state.calls_in_progress.update(d.new_calls)

@@ -35,7 +35,7 @@ from cucm_sim.engine.batched.events import (
     Registers,
     TearsDown,
 )
-from cucm_sim.engine.batched.state import NodeSnapshot
+from cucm_sim.engine.batched.state import NodeConstants, NodeSnapshot
 from cucm_sim.engine.batched.tags import OFFHOOK, REG_INITIAL, REG_LOW, Completion, kind_of, pack, unpack
 from cucm_sim.engine.vocabulary import REGISTERED, REGISTERING, UNREGISTERED
 from cucm_sim.rules.priorities import LOW, LOWEST, NORMAL, QUEUES
@@ -74,6 +74,8 @@ class Decisions:
     """Per keepalive of the block: was its phone registered (did it send it)?"""
     chatty_keep: list[np.ndarray] = field(default_factory=list)
     """Per chatty group, the same for its events."""
+    calls_here_s: np.ndarray | None = None
+    """A cluster's node: the times (s) of the block's call attempts whose phone is registered here."""
 
     def same_arrivals(self, other: Decisions) -> bool:
         """Whether these decisions queue exactly the signals `other` does."""
@@ -217,14 +219,24 @@ class _Play:
 
 def decide_calls(node: NodeSnapshot, primary: PrimaryArrivals, d: Decisions) -> None:
     """The block's call attempts, in bulk, once the device states are decided: each one's device
-    (`pick_devices`), then reorder tone in Code Yellow, else an off-hook signal that waits for dial
-    tone (its call ids in time order)."""
-    calls = len(primary.call_s)
+    (`pick_devices`; in a cluster, the phone drawn for it, and only the calls whose phone is registered here
+    are the node's), then reorder tone in Code Yellow, else an off-hook signal that waits for dial tone (its
+    call ids in time order)."""
+    if not len(primary.call_s):
+        return
+    call_s, holding_s = primary.call_s, primary.call_holding_s
+    if node.constants.calls_follow_phones:
+        devices = primary.call_candidates[:, 0]
+        mine = (registered_at(node.device_states, d.changes, call_s, devices) if len(node.device_states)
+                else np.zeros(len(call_s), dtype=bool))
+        call_s, devices, holding_s = call_s[mine], devices[mine], holding_s[mine]
+        d.calls_here_s = call_s
+    else:
+        devices = pick_devices(node.device_states, node.registered, d.changes, call_s, primary.call_candidates,
+                               primary.call_fallback)
+    calls = len(call_s)
     if not calls:
         return
-    call_s = primary.call_s
-    devices = pick_devices(node.device_states, node.registered, d.changes, call_s, primary.call_candidates,
-                           primary.call_fallback)
     with_device = devices >= 0
     if node.in_yellow:
         count = node.constants.rejection_signals
@@ -237,12 +249,22 @@ def decide_calls(node: NodeSnapshot, primary: PrimaryArrivals, d: Decisions) -> 
         return
     ids = node.next_call_id + d.calls_accepted + np.arange(calls)
     d.calls_accepted += calls
-    d.new_calls.update(zip(ids.tolist(), zip(devices.tolist(), primary.call_holding_s.tolist(), strict=True),
+    d.new_calls.update(zip(ids.tolist(), zip(devices.tolist(), holding_s.tolist(), strict=True),
                            strict=True))
     d.signal_s[NORMAL].extend(call_s.tolist())
     d.signal_tag[NORMAL].extend(pack(OFFHOOK, ids).tolist())
     d.event_s.extend(call_s[with_device].tolist())
     d.event_device.extend(devices[with_device].tolist())
+
+
+def calls_made(constants: NodeConstants, primary: PrimaryArrivals, d: Decisions | None) -> np.ndarray:
+    """The times (s) of the block's call attempts that are the node's: all of them for a node alone; in a
+    cluster, those whose phone was registered here (none while the node is down: `d` None)."""
+    if not constants.calls_follow_phones:
+        return primary.call_s
+    if d is None or d.calls_here_s is None:
+        return primary.call_s[:0]
+    return d.calls_here_s
 
 
 def pick_devices(

@@ -48,6 +48,7 @@ import simpy
 
 from cucm_sim.engine.batched.arrivals import ArrivalStreams, PrimaryArrivals
 from cucm_sim.engine.batched.commit import commit_block
+from cucm_sim.engine.batched.decide import calls_made
 from cucm_sim.engine.batched.events import Leaves, Registers
 from cucm_sim.engine.batched.settle import settle
 from cucm_sim.engine.batched.state import NodeConstants, NodeSnapshot, NodeState
@@ -92,7 +93,8 @@ class BatchedNodeModel:
         self.passes = 0
         """Server passes over all blocks (one per block when no follow-on signal interacts)."""
 
-        self._span_limit = batched_block_seconds(scenario)  # SPAN_ROWS, unless a block would take too much memory
+        self._memory_span = batched_block_seconds(scenario)  # SPAN_ROWS, unless a block would take too much memory
+        self._span_limit = self._memory_span
         self.seconds = SecondEnds(self.throttle, self.duration_s, BacklogLimit(
             MAX_QUEUED_SIGNALS["batched"], "batched", scenario.name,
             scenario.node.capacity_factor * 1000.0 / scenario.node.signal_service_time_ms.mean,
@@ -120,6 +122,8 @@ class BatchedNodeModel:
             keepalive_queue=phones.keepalive_queue,
             chatty_queues=self._arrivals.chatty_queues,
             sccp_limit=self.scenario.throttling.max_events_allowed,
+            calls_follow_phones=phones.calls_follow_phones,
+            announces_registrations=phones.announces_registrations,
         )
         self._clock = env.process(self._run_blocks())
 
@@ -134,8 +138,9 @@ class BatchedNodeModel:
         return self._committed_s
 
     def limit_lookahead(self, seconds: int) -> None:
-        """Never compute a span of more than `seconds` (at least 1) ahead of the clock."""
-        self._span_limit = max(1, min(self._span_limit, seconds))
+        """From now on, never compute a span of more than `seconds` (at least 1) ahead of the clock (a larger
+        limit than the engine's own memory bound gives that bound)."""
+        self._span_limit = max(1, min(self._memory_span, seconds))
 
     @property
     def finished(self) -> simpy.Event:
@@ -249,8 +254,9 @@ class BatchedNodeModel:
             else:
                 counted = tally(node, t0_s, t1_s, None, primary, None)
                 totals = self.state.totals
-                totals.calls_attempted += len(primary.call_s)
-                totals.calls_failed_node_down += len(primary.call_s)
+                calls = len(calls_made(self._constants, primary, None))
+                totals.calls_attempted += calls
+                totals.calls_failed_node_down += calls
                 totals.signals_dropped_node_down += sum(len(times_s) for times_s in primary.plain_s)
             pieces.append(counted)
             self._committed_s = t1_s

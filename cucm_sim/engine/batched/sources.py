@@ -47,11 +47,12 @@ class PoissonTimes:
 
 
 class KeepaliveTimes:
-    """Every device's keepalive, once per interval at the device's own phase (device ids with times)."""
+    """Every device's keepalive, once per interval at the device's own phase (device ids, from `first`, with
+    times)."""
 
-    def __init__(self, count: int, interval_s: float, rng: np.random.Generator) -> None:
+    def __init__(self, count: int, interval_s: float, rng: np.random.Generator, first: int = 0) -> None:
         phases_s = rng.uniform(0.0, interval_s, count)
-        self._order = np.argsort(phases_s, kind="stable")
+        self._order = first + np.argsort(phases_s, kind="stable")
         self._phases_s = phases_s[self._order]
         self._interval_s = interval_s
 

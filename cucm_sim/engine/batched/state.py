@@ -47,6 +47,11 @@ class NodeConstants:
     """Each chatty group's queue."""
     sccp_limit: int
     """Max Events Allowed per device in the SCCP window (0: no limit)."""
+    calls_follow_phones: bool = False
+    """A cluster's node: a call attempt's phone is drawn from the whole cluster and the call is this node's only
+    if that phone is registered here (`devices.DeviceTable`)."""
+    announces_registrations: bool = False
+    """Report each completed registration (DeviceRegistered), as a cluster's nodes do."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cucm_sim.engine.batched.arrivals import PrimaryArrivals
-from cucm_sim.engine.batched.decide import Decisions
+from cucm_sim.engine.batched.decide import Decisions, calls_made
 from cucm_sim.engine.batched.device_states import registered_counts
 from cucm_sim.engine.batched.state import NodeSnapshot
 from cucm_sim.engine.second_end import expected_delay_ms
@@ -92,7 +92,7 @@ def tally(
         if node.uncounted_end_s is not None and node.uncounted_end_s < t1_s:
             processed[min(math.floor(node.uncounted_end_s) - first_row, rows - 1)] += 1
     rejected = counts_per_row(np.array(d.rejected_s), inner_s) if d is not None else np.zeros(rows, dtype=np.int64)
-    attempted = counts_per_row(primary.call_s, inner_s)
+    attempted = counts_per_row(calls_made(node.constants, primary, d), inner_s)
     counted = Rows(first_row, starts, wait_s, processed, attempted, rejected.astype(np.int64), [], [], [], [], [])
     ends_s = np.arange(math.floor(t0_s) + 1, math.floor(t1_s) + 1, dtype=float)
     if not len(ends_s):

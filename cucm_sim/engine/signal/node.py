@@ -43,12 +43,12 @@ from typing import Any, ClassVar
 import numpy as np
 import simpy
 
-from cucm_sim.engine.devices import DeviceTable
+from cucm_sim.engine.devices import DeviceTable, KeepaliveGroup
 from cucm_sim.engine.interface import NodeCounters, OnAlarm, PhoneArrives, PhoneEvent
 from cucm_sim.engine.second_end import BacklogLimit, Readings, SecondEnds, expected_delay_ms
 from cucm_sim.engine.vocabulary import NODE_STREAMS, REGISTERED, REGISTERING, UNREGISTERED
 from cucm_sim.measures.stats import LogHistogram
-from cucm_sim.rules.alarms import CODE_RED_ENTRY, callmanager_online, device_closed
+from cucm_sim.rules.alarms import CODE_RED_ENTRY, callmanager_online, device_closed, device_registered
 from cucm_sim.rules.priorities import LOW, LOWEST, NORMAL, PRIORITIES, PRIORITY_INDEX
 from cucm_sim.rules.sccp import SccpEventLimiter
 from cucm_sim.rules.throttling import ThrottleState, ThrottleStateMachine
@@ -265,8 +265,8 @@ class NodeModel:
         if calls.max_rate_per_s() > 0:
             env.process(self._call_attempts(calls))
         env.process(self._capacity_changes())
-        if len(self.phones):
-            env.process(self._keepalives())
+        for pool in self.phones.keepalives:  # each draws its phases when it starts, in order
+            env.process(self._keepalives(pool))
         for group in self.phones.chatty:
             for device in range(group.first, group.first + group.count):
                 env.process(self._chatty_device(device, group.events_per_s, group.start_s, group.end_s, group.queue))
@@ -339,12 +339,21 @@ class NodeModel:
                 return device
 
     def _call_attempt(self) -> None:
+        cluster = self.phones.calls_follow_phones
+        if cluster:  # the call is a random phone's of the cluster: this node's if that phone is registered here
+            if not len(self.phones):
+                return
+            drawn = int(self.rngs["devices"].integers(len(self.phones)))
+            if self.phones.state[drawn] != REGISTERED:
+                return
+            device: int | None = drawn
         self.calls_attempted += 1
         self._second_calls_attempted += 1
         if not self.router.up:
             self.calls_failed_node_down += 1
             return
-        device = self._pick_device()
+        if not cluster:
+            device = self._pick_device()
         load = self.scenario.load
         if self.throttle.state is ThrottleState.CODE_YELLOW:
             self.calls_rejected_throttled += 1
@@ -409,6 +418,8 @@ class NodeModel:
             if epoch == self.epoch and states[device] == REGISTERING:
                 states[device] = REGISTERED
                 self.phones.registered += 1
+                if self.phones.announces_registrations:
+                    self._report(device_registered(self.env.now, device))
 
         def low_done(_wait_s: float, _service_s: float) -> None:
             nonlocal remaining
@@ -429,15 +440,14 @@ class NodeModel:
     def _register_callback(self, device: int, epoch: int, _event: simpy.Event) -> None:
         self._register(device, epoch)
 
-    def _keepalives(self) -> Generator[simpy.Event, Any, None]:
-        """Every device sends a keepalive once per interval, at its own random phase, while registered."""
-        phones = self.phones
-        interval_s = phones.keepalive_interval_s
-        phases_s = self.rngs["keepalive_phase"].uniform(0.0, interval_s, len(phones))
-        order = np.argsort(phases_s, kind="stable").tolist()
+    def _keepalives(self, group: KeepaliveGroup) -> Generator[simpy.Event, Any, None]:
+        """Each phone of `group` sends a keepalive once per interval, at its own random phase, while registered."""
+        interval_s = group.interval_s
+        phases_s = self.rngs["keepalive_phase"].uniform(0.0, interval_s, group.count)
+        order = (group.first + np.argsort(phases_s, kind="stable")).tolist()
         sorted_phases_s = np.sort(phases_s).tolist()
-        priority = phones.keepalive_queue
-        states = phones.state
+        priority = self.phones.keepalive_queue
+        states = self.phones.state
         env = self.env
         cycle_start_s = 0.0
         while not self._over:
