@@ -616,7 +616,10 @@ class Scenario(_Section):
         left_out = set() if self.hosts else {"hosts", "links"}
         if not self.has_node:
             left_out |= {*NODE_SECTIONS, "engine"}
-        return self.model_dump(mode="json", exclude=left_out)
+        exclude: dict[str, Any] = dict.fromkeys(left_out, True)
+        if self.devices.pools:  # a cluster's phones are its pools'
+            exclude["devices"] = {"count", "chatty"}
+        return self.model_dump(mode="json", exclude=exclude)
 
     def with_concrete_seed(self) -> Scenario:
         """This scenario with a seed: its own, or a fresh random one that is then saved with the results."""

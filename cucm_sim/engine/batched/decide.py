@@ -174,7 +174,10 @@ class _Play:
         constants = self.node.constants
         d = self.d
         if kind == OFFHOOK:
-            device, holding_s = d.new_calls.get(ident) or self.node.calls_in_progress[ident]
+            call = d.new_calls.get(ident) or self.node.calls_in_progress.get(ident)
+            if call is None:  # a cluster's earlier pass admitted a call this pass does not (its phone's
+                return  # registration ends later now); the next pass's services no longer hold it
+            device, holding_s = call
             d.done_calls.append(ident)
             d.dial_tone_ms.append((t_s - arrival_s) * 1000.0)
             self.signal(t_s, NORMAL, device, count=constants.setup_signals, queued=immediate)

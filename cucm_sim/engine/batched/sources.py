@@ -52,8 +52,9 @@ class KeepaliveTimes:
 
     def __init__(self, count: int, interval_s: float, rng: np.random.Generator, first: int = 0) -> None:
         phases_s = rng.uniform(0.0, interval_s, count)
-        self._order = first + np.argsort(phases_s, kind="stable")
-        self._phases_s = phases_s[self._order]
+        order = np.argsort(phases_s, kind="stable")
+        self._phases_s = phases_s[order]
+        self._order = first + order
         self._interval_s = interval_s
 
     def take(self, t0_s: float, t1_s: float) -> tuple[np.ndarray, np.ndarray]:
