@@ -186,12 +186,12 @@ class ClusterPhones:
         else:
             reach_s = noticed_s + self._rng.uniform(0.0, self.spread_s, len(gone))
         for device, at_s in zip(gone.tolist(), reach_s.tolist(), strict=True):
-            self._go_on(device, at_s, node)
+            self._go_on(device, at_s)
         for device in phones[~there].tolist():  # on their way: they find the node down, or back
             at_s = float(self.arrive_s[device])
             if at_s < back_s:
-                self._go_on(device, at_s, node)
-            else:
+                self._go_on(device, at_s)
+            else:  # the engine forgot what it was handed before its restart: hand it again
                 self._arrive(device, node, at_s, engines[node])
         table.unregister_all()
 
@@ -205,13 +205,15 @@ class ClusterPhones:
         seen_s = np.maximum(t_s, self.arrive_s[away]) + self._rng.uniform(
             0.0, self.failover.secondary_keepalive_interval_s, len(away))
         for device, at_s in zip(away.tolist(), (seen_s + self.failover.rehome_delay_s).tolist(), strict=True):
-            self._plan(Move(at_s, device, self._new_ticket(device), REHOME, node, int(self.node_of[device])))
+            # the phone's own ticket: a move it makes before then (it fails over again) voids the rehoming
+            self._plan(Move(at_s, device, int(self.ticket[device]), REHOME, node, int(self.node_of[device])))
 
-    def _go_on(self, device: int, at_s: float, failed: int) -> None:
-        """`device` looks for a node at `at_s` (s), `failed` being down: the first of its group up by then."""
+    def _go_on(self, device: int, at_s: float) -> None:
+        """`device` looks for a node at `at_s` (s): the first of its group up by then (a node that is down
+        comes back at a known time, its restart's end)."""
         for node in self.groups[self.pool_of[device]]:
             back_s = self.back_at_s[node]
-            if node != failed and (back_s is None or back_s <= at_s):
+            if back_s is None or back_s <= at_s:
                 self._arrive(device, node, at_s)
                 return
         self._new_ticket(device)
