@@ -120,6 +120,9 @@ class ClusterPhones:
         self.failovers = 0
         self.rehomes = 0
         self._moves: list[tuple[float, int, Move]] = []
+        self._handed_before_s = 0.0  # every move before this time (s) has been handed to its engine
+        self.engines: list[NodeEngine] = []
+        """The nodes' engines, in node order (the world sets them once they are built)."""
         self._seq = itertools.count()
         self._rng = np.random.default_rng(seed)
         self._cold_start = not at_start
@@ -138,8 +141,10 @@ class ClusterPhones:
         return not self._moves and not any(self.yellow) and all(back is None for back in self.back_at_s)
 
     def due(self, before_s: float, engines: list[NodeEngine]) -> None:
-        """Hand the engines every planned move before `before_s` (s) that still holds."""
-        while self._moves and self._moves[0][0] < before_s:
+        """Hand the engines every planned move before `before_s` (s) that still holds; from now on a move
+        planned before that time is handed over at once."""
+        self._handed_before_s = max(self._handed_before_s, before_s)
+        while self._moves and self._moves[0][0] < self._handed_before_s:
             _, _, move = heapq.heappop(self._moves)
             if move.ticket != self.ticket[move.device]:
                 continue
@@ -241,6 +246,8 @@ class ClusterPhones:
 
     def _plan(self, move: Move) -> None:
         heapq.heappush(self._moves, (move.t_s, next(self._seq), move))
+        if move.t_s < self._handed_before_s:  # its time comes before the world's next hand-over
+            self.due(self._handed_before_s, self.engines)
 
     def _new_ticket(self, device: int) -> int:
         self.ticket[device] += 1

@@ -112,6 +112,7 @@ class World:
             self.nodes.append(node)
         if self.cluster is not None:
             self._engines = [node.engine for node in self.nodes]
+            self.cluster.engines = self._engines
             self.cluster.start()
             self._lookahead_s = 0
             self._set_lookahead()
