@@ -204,7 +204,10 @@ class CallSurge(_Window):
     """Extra call attempts, e.g. a mass-calling event."""
 
     kind: Literal["call_surge"]
-    calls_per_s: float = Field(gt=0, le=10_000, description="Extra call attempts (calls/s).")
+    calls_per_s: float = Field(
+        gt=0, le=10_000, description="Extra call attempts (calls/s); in a cluster, made by its phones wherever they "
+        "are registered (a call surge names no node).",
+    )
 
 
 Disturbance = Annotated[CpuSlowdown | SignalBurst | CallSurge | DpcStorm, Field(discriminator="kind")]
