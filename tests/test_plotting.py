@@ -22,7 +22,7 @@ import pytest
 from numpy.typing import NDArray
 
 from cucm_sim.measures.timeline import TIMELINE_COLUMNS
-from cucm_sim.report.plotting import _state_runs, plot_timeline
+from cucm_sim.report.plotting import plot_timeline, state_runs
 from cucm_sim.rules.alarms import (
     CALLMANAGER_ONLINE,
     CODE_RED_ENTRY,
@@ -184,10 +184,10 @@ def test_state_bands_start_at_the_transition_alarm() -> None:
     # sample at the end of row k changes the state of row k + 1, so its band starts at the alarm's t_s.
     time_s = np.arange(1.0, 7.0)
     states = np.array(["Normal", "Normal", "CodeYellow", "CodeYellow", "CodeRed", "Normal"])
-    assert _state_runs(time_s, states) == [
+    assert state_runs(time_s, states) == [
         ("Normal", 0.0, 2.0), ("CodeYellow", 2.0, 4.0), ("CodeRed", 4.0, 5.0), ("Normal", 5.0, 6.0),
     ]
-    assert _state_runs(time_s[:1], states[:1]) == [("Normal", 0.0, 1.0)]
+    assert state_runs(time_s[:1], states[:1]) == [("Normal", 0.0, 1.0)]
 
 
 def test_day_long_starvation_run(tmp_path: pathlib.Path) -> None:
@@ -266,7 +266,7 @@ def test_plotting_never_imports_pyplot(tmp_path: pathlib.Path) -> None:
         import pathlib, sys
         import matplotlib
         import numpy as np
-        from cucm_sim.report.plotting import _state_runs, plot_timeline
+        from cucm_sim.report.plotting import state_runs, plot_timeline
         from cucm_sim.rules.throttling import ThrottlingParams
         from cucm_sim.measures.timeline import TIMELINE_COLUMNS
         backend_before = dict.__getitem__(matplotlib.rcParams, "backend")

@@ -28,6 +28,7 @@ from cucm_sim.cli.app import (
     warn,
 )
 from cucm_sim.cli.progress import SimulatedTimeBar
+from cucm_sim.report.cluster_narrative import narrate_cluster
 from cucm_sim.report.host_narrative import narrate_hosts
 from cucm_sim.report.narrative import narrate, narrative_text
 from cucm_sim.report.output import prepare_output_dir, read_run, write_results
@@ -67,6 +68,8 @@ def run(scenario_file: Path, out_dir: Path | None, seed: int | None, overrides: 
         click.echo(str(out_dir))
         return
     stdout.print(_summary_table(result))
+    if result.nodes:
+        stdout.print(_node_table(result))
     _print_what_happened((out_dir / "narrative.txt").read_text(encoding="utf-8"), out_dir)  # just written
     stdout.print(Text.assemble("results: ", (str(out_dir), "bold"), f" (seed {result.seed})"),
                  highlight=False, soft_wrap=True)
@@ -138,7 +141,31 @@ def _summary_table(result: RunResult) -> Table:
     table.add_row("signals processed / lost in restarts",
                   f"{summary['signals_processed']:,} / {summary['signals_lost_restart']:,}")
     table.add_row("SCCP devices throttled", f"{summary['skinny_devices_throttled']:,}")
+    if result.nodes:
+        table.add_row("phone failovers / rehomes", f"{summary['phone_failovers']:,} / {summary['phone_rehomes']:,}")
+        table.add_row("calls not placed (phones with no node)", f"{summary['calls_not_placed']:,}")
+        table.add_row("phones with no node at the end", f"{summary['phones_unregistered_at_end']:,}")
     table.add_row("wall time", f"{result.wall_s:.1f} s")
+    return table
+
+
+def _node_table(result: RunResult) -> Table:
+    """A cluster's nodes, one line each: time in each state, calls rejected and failed, the largest average
+    expected delay and the phones registered at the end."""
+    table = Table(title=Text("each node"), title_justify="left")
+    for heading in ("node", "Normal / Code Yellow / Code Red", "calls rejected / failed", "max average delay",
+                    "phones at the end"):
+        table.add_column(heading, justify="left" if heading == "node" else "right")
+    for node in result.nodes:
+        metrics = node.summary
+        states = metrics["time_in_state_s"]
+        table.add_row(
+            Text(node.name),
+            f"{states['Normal']:,.0f} / {states['CodeYellow']:,.0f} / {states['CodeRed']:,.0f} s",
+            f"{metrics['calls_rejected_throttled']:,} / {metrics['calls_failed_node_down']:,}",
+            _summary_value(metrics["max_average_expected_delay_ms"], "ms"),
+            f"{metrics['registered_devices_at_end']:,}",
+        )
     return table
 
 
@@ -151,7 +178,9 @@ def explain(run_dir: Path) -> None:
     then time in each state, calls rejected and a verdict.  Exit 2 if RUN_DIR is not a complete result.
     """
     saved = user_errors_exit_2(lambda: read_run(run_dir))
-    if not saved.scenario.has_node:
+    if saved.scenario.cluster is not None:
+        story = narrate_cluster(saved.scenario, saved.nodes, saved.summary)
+    elif not saved.scenario.has_node:
         story = narrate_hosts(saved.scenario, saved.timeline, saved.log, saved.summary)
     else:
         story = narrate(saved.scenario, saved.timeline, saved.alarms, saved.summary)

@@ -90,8 +90,8 @@ def _ms_number(value_ms: float) -> str:
     return f"{value_ms:,.1f}"
 
 
-def _latency_ms(value_ms: float) -> str:
-    """A threshold: one decimal, or two when one would round it (15 ms x 33 % = 4.95 ms)."""
+def format_latency_ms(value_ms: float) -> str:
+    """A threshold (ms): one decimal, or two when one would round it (15 ms x 33 % = 4.95 ms)."""
     one = f"{value_ms:.1f}"
     return f"{one} ms" if math.isclose(float(one), value_ms, abs_tol=1e-9) else f"{value_ms:.2f} ms"
 
@@ -101,7 +101,7 @@ def format_seconds(value_s: float) -> str:
     return f"{int(value_s):,} s" if float(value_s).is_integer() else f"{value_s:,.1f} s"
 
 
-def _duration(value_s: float) -> str:
+def format_duration(value_s: float) -> str:
     """A length of time, in minutes too from two minutes on: ``43 s``, ``300 s (5 min)``, ``90.5 s``."""
     text = format_seconds(value_s)
     if value_s >= 120:
@@ -114,12 +114,13 @@ def _count(value: float) -> str:
     return f"{round(value):,}"
 
 
-def _plain(value: float) -> str:
+def format_rate(value: float) -> str:
     """A rate or factor without trailing zeros: 8, 0.25, 1,150."""
     return f"{value:,g}"
 
 
-def _share(part: float, whole: float) -> str:
+def format_share(part: float, whole: float) -> str:
+    """`part` as a percentage of `whole`, one decimal: ``12.5 %`` (``0.0 %`` of nothing)."""
     return f"{100 * part / whole:.1f} %" if whole else "0.0 %"
 
 
@@ -127,11 +128,13 @@ def _times(count: int) -> str:
     return "once" if count == 1 else "twice" if count == 2 else f"{count:,} times"
 
 
-def _plural(count: int, singular: str, plural: str | None = None) -> str:
-    return f"{count:,} {singular if count == 1 else (plural or singular + 's')}"
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """A count and its noun: ``1 call``, ``2,000 calls``, ``3 phones`` (`many`: an irregular plural)."""
+    return f"{count:,} {singular if count == 1 else (many or singular + 's')}"
 
 
-def _ordinal(number: int) -> str:
+def format_ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st."""
     suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
     return f"{number}{suffix}"
 
@@ -239,7 +242,7 @@ def narrative_text(lines: Sequence[str]) -> str:
 # ------------------------------------------------------------------ opening
 def _opening(scenario: Scenario) -> list[str]:
     seed = f", seed {scenario.seed}" if scenario.seed is not None else ""
-    lines = [f"Run of scenario {scenario.name!r}: {_duration(float(scenario.duration_s))} simulated{seed}."]
+    lines = [f"Run of scenario {scenario.name!r}: {format_duration(float(scenario.duration_s))} simulated{seed}."]
     throttling = scenario.throttling
     entry_ms = throttling.code_yellow_entry_latency_ms
     window_s = throttling.system_throttle_sample_size_s
@@ -274,7 +277,7 @@ def _opening(scenario: Scenario) -> list[str]:
 def _exit_arithmetic(scenario: Scenario) -> str:
     """``8.0 ms (20 ms x 40 %)``: the exit latency and how it follows from the entry latency."""
     throttling = scenario.throttling
-    return (f"{_latency_ms(throttling.exit_latency_ms)} ({throttling.code_yellow_entry_latency_ms} ms x "
+    return (f"{format_latency_ms(throttling.exit_latency_ms)} ({throttling.code_yellow_entry_latency_ms} ms x "
             f"{throttling.code_yellow_exit_latency_pct} %)")
 
 
@@ -282,28 +285,28 @@ def _load_line(scenario: Scenario) -> str:
     load, devices = scenario.load, scenario.devices
     if load.calls_profile is not None:
         rates = [rate for _t, rate in load.calls_profile]
-        calls = (f"call attempts follow a profile of {_plural(len(rates), 'point')} between "
-                 f"{_plain(min(rates))} and {_plain(max(rates))} calls/s")
+        calls = (f"call attempts follow a profile of {plural(len(rates), 'point')} between "
+                 f"{format_rate(min(rates))} and {format_rate(max(rates))} calls/s")
     elif load.calls_per_s:
-        calls = f"{_plain(load.calls_per_s)} call attempts/s"
+        calls = f"{format_rate(load.calls_per_s)} call attempts/s"
     else:
         calls = "no call attempts"
     if load.calls_profile is not None or load.calls_per_s:
         arrivals = "Poisson arrivals" if load.call_arrivals == "poisson" else "evenly spaced"
-        calls += f" ({arrivals}), each costing {_plural(load.signals_per_call, 'SDL signal')}"
+        calls += f" ({arrivals}), each costing {plural(load.signals_per_call, 'SDL signal')}"
     parts = [calls]
     background_per_s = sum(source.signals_per_s for source in load.background)
     if background_per_s:
-        parts.append(f"background {_plain(background_per_s)} signals/s")
+        parts.append(f"background {format_rate(background_per_s)} signals/s")
     if devices.count:
         phones = f"{devices.count:,} SCCP {'phone' if devices.count == 1 else 'phones'}, a keepalive every " \
-                 f"{_plain(devices.keepalive_interval_s)} s each"
+                 f"{format_rate(devices.keepalive_interval_s)} s each"
         if not devices.registered_at_start:
             phones += ", not yet registered at t=0 (cold start)"
         parts.append(phones)
         for group in devices.chatty:
             each = " each" if group.count > 1 else ""
-            parts.append(f"{_plural(group.count, 'chatty phone')} sending {_plain(group.events_per_s)} events/s"
+            parts.append(f"{plural(group.count, 'chatty phone')} sending {format_rate(group.events_per_s)} events/s"
                          f"{each} from {format_t(group.start_s)} to {format_t(group.end_s)}")
     else:
         parts.append("no SCCP phones")
@@ -331,18 +334,19 @@ def _tell_disturbances(story: _Story, scenario: Scenario) -> None:
         if isinstance(disturbance, CpuSlowdown):
             now_pct = _capacity_pct(scenario, start)
             overall = "" if math.isclose(now_pct, 100 * disturbance.capacity_factor) else \
-                f", {_plain(round(now_pct, 3))} % of nominal in all"
+                f", {format_rate(round(now_pct, 3))} % of nominal in all"
             began = (f"cpu_slowdown starts: the router thread now runs at "
-                     f"{_plain(round(100 * disturbance.capacity_factor, 3))} % of its speed{overall}")
+                     f"{format_rate(round(100 * disturbance.capacity_factor, 3))} % of its speed{overall}")
             after_pct = _capacity_pct(scenario, end)
             ended = "cpu_slowdown ends: the router thread is back to " + (
-                "full speed" if math.isclose(after_pct, 100) else f"{_plain(round(after_pct, 3))} % of nominal speed")
+                "full speed" if math.isclose(after_pct, 100) else
+                f"{format_rate(round(after_pct, 3))} % of nominal speed")
         elif isinstance(disturbance, SignalBurst):
-            began = (f"signal_burst starts: {_plain(disturbance.signals_per_s)} extra signals/s in the "
+            began = (f"signal_burst starts: {format_rate(disturbance.signals_per_s)} extra signals/s in the "
                      f"{disturbance.priority} queue")
             ended = "signal_burst ends"
         elif isinstance(disturbance, CallSurge):
-            began = f"call_surge starts: {_plain(disturbance.calls_per_s)} extra call attempts/s"
+            began = f"call_surge starts: {format_rate(disturbance.calls_per_s)} extra call attempts/s"
             ended = "call_surge ends"
         else:  # pragma: no cover - a new disturbance kind the story has no words for yet
             began, ended = f"{disturbance.kind} starts", f"{disturbance.kind} ends"
@@ -352,7 +356,7 @@ def _tell_disturbances(story: _Story, scenario: Scenario) -> None:
     rest = [d for d in ordered[DISTURBANCES_TOLD:] if d.start_s < run_end_s]
     if rest:
         story.add(rest[0].start_s, _RANK_DISTURBANCE,
-                  f"{format_t(rest[0].start_s)}: {_plural(len(rest), 'more disturbance')} from here to "
+                  f"{format_t(rest[0].start_s)}: {plural(len(rest), 'more disturbance')} from here to "
                   f"{format_t(max(d.start_s for d in rest))}, not told one by one "
                   "(see scenario.resolved.yaml).")
 
@@ -362,8 +366,8 @@ def _tell_cold_start(story: _Story, scenario: Scenario) -> None:
     if devices.count and not devices.registered_at_start:
         story.add(0.0, _RANK_DISTURBANCE,
                   f"{format_t(0)}: cold start: {devices.count:,} phones begin registering over "
-                  f"{_duration(devices.registration_spread_s)} (registration_spread_s), "
-                  f"{_plural(devices.registration_signals, 'signal')} each: a registration storm.")
+                  f"{format_duration(devices.registration_spread_s)} (registration_spread_s), "
+                  f"{plural(devices.registration_signals, 'signal')} each: a registration storm.")
 
 
 # ------------------------------------------------------------------ Code Yellow, Code Red, restarts
@@ -433,15 +437,15 @@ def _tell_episode_in_full(story: _Story, scenario: Scenario, episode: _Episode, 
         story.add(entry.t_s, _RANK_ALARM, lead_in)
     end = episode.end
     spent_s = episode.time_in_yellow_s(float(scenario.duration_s))
-    rejected = _plural(episode.rejected_calls, "call")
+    rejected = plural(episode.rejected_calls, "call")
     if end is None:
         story.add(float(scenario.duration_s), _RANK_RUN_END,
-                  f"{format_t(scenario.duration_s)}: the run ends in Code Yellow, {_duration(spent_s)} after "
+                  f"{format_t(scenario.duration_s)}: the run ends in Code Yellow, {format_duration(spent_s)} after "
                   f"entry; {rejected} rejected so far.")
     elif end.name == CODE_YELLOW_EXIT:
         story.add(end.t_s, _RANK_ALARM,
                   f"{format_t(end.t_s)}: average {format_ms(_average_ms(end, rows))} <= exit latency "
-                  f"{_exit_arithmetic(scenario)}: {CODE_YELLOW_EXIT} after {_duration(spent_s)}, "
+                  f"{_exit_arithmetic(scenario)}: {CODE_YELLOW_EXIT} after {format_duration(spent_s)}, "
                   f"{rejected} rejected. New calls are admitted again.")
     else:
         _tell_code_red(story, scenario, episode, rows)
@@ -486,8 +490,9 @@ def _tell_code_red(story: _Story, scenario: Scenario, episode: _Episode, rows: _
               f"{format_t(red.t_s)}: Code Yellow has lasted the Code Yellow Duration "
               f"({throttling.code_yellow_duration_min} min) and the average "
               f"({_ms_above(_average_ms(red, rows), throttling.exit_latency_ms)}) "
-              f"is still above the exit latency {_latency_ms(throttling.exit_latency_ms)}: {CODE_RED_ENTRY} after "
-              f"{_duration(spent_s)} in Code Yellow, {_plural(episode.rejected_calls, 'call')} rejected in that "
+              f"is still above the exit latency {format_latency_ms(throttling.exit_latency_ms)}: {CODE_RED_ENTRY} "
+              "after "
+              f"{format_duration(spent_s)} in Code Yellow, {plural(episode.rejected_calls, 'call')} rejected in that "
               f"episode. The CallManager service restarts: the signals in its queues{queued} are lost"
               f"{lost_phones}, and new calls fail until it is back, {format_seconds(restart_s)} later "
               "(restart_duration_s).")
@@ -498,12 +503,12 @@ def _tell_code_red(story: _Story, scenario: Scenario, episode: _Episode, rows: _
     lost = _number_param(online, "SignalsLostInRestart")
     lost_text = f"{_count(lost)} signals were lost and " if lost is not None else ""
     down_s = online.t_s - red.t_s
-    text = (f"{format_t(online.t_s)}: {CALLMANAGER_ONLINE}: the node is back after {_duration(down_s)} down; "
-            f"{lost_text}{_plural(failed, 'call attempt')} failed while it was down.")
+    text = (f"{format_t(online.t_s)}: {CALLMANAGER_ONLINE}: the node is back after {format_duration(down_s)} down; "
+            f"{lost_text}{plural(failed, 'call attempt')} failed while it was down.")
     devices = scenario.devices
     if devices.count:
-        text += (f" Its {devices.count:,} phones re-register over {_duration(devices.registration_spread_s)} "
-                 f"(registration_spread_s), {_plural(devices.registration_signals, 'signal')} each in the Low "
+        text += (f" Its {devices.count:,} phones re-register over {format_duration(devices.registration_spread_s)} "
+                 f"(registration_spread_s), {plural(devices.registration_signals, 'signal')} each in the Low "
                  "and Lowest queues: a registration storm")
         after = np.flatnonzero((rows.t_s > online.t_s) & (rows.registered_devices >= devices.count))
         if after.size:
@@ -520,18 +525,19 @@ def _tell_episode_in_one_line(story: _Story, scenario: Scenario, episode: _Episo
     began = (f"{format_t(entry.t_s)}: Code Yellow episode {episode.number} (average "
              f"{_ms_above(_average_ms(entry, rows), throttling.code_yellow_entry_latency_ms)} > "
              f"{throttling.code_yellow_entry_latency_ms} ms)")
-    rejected = _plural(episode.rejected_calls, "call")
+    rejected = plural(episode.rejected_calls, "call")
     if end is None:
         story.add(entry.t_s, _RANK_ALARM,
-                  f"{began}, still in Code Yellow when the run ends: {_duration(spent_s)} so far, {rejected} rejected.")
+                  f"{began}, still in Code Yellow when the run ends: {format_duration(spent_s)} so far, {rejected} "
+                  "rejected.")
     elif end.name == CODE_YELLOW_EXIT:
         story.add(entry.t_s, _RANK_ALARM,
                   f"{began} until {format_t(end.t_s)} (average {format_ms(_average_ms(end, rows))} <= "
-                  f"{_latency_ms(throttling.exit_latency_ms)}): {_duration(spent_s)}, {rejected} rejected.")
+                  f"{format_latency_ms(throttling.exit_latency_ms)}): {format_duration(spent_s)}, {rejected} rejected.")
     else:
         back = f"; back online at {format_t(episode.online.t_s)}" if episode.online is not None else ""
         story.add(entry.t_s, _RANK_ALARM,
-                  f"{began} until {CODE_RED_ENTRY} at {format_t(end.t_s)}: {_duration(spent_s)}, {rejected} "
+                  f"{began} until {CODE_RED_ENTRY} at {format_t(end.t_s)}: {format_duration(spent_s)}, {rejected} "
                   f"rejected; the service restarted{back}.")
 
 
@@ -544,9 +550,9 @@ def _tell_folded_episodes(story: _Story, scenario: Scenario, folded: list[_Episo
     red_text = f", {reds:,} of them ending in Code Red and a restart" if reds else ""
     story.add(first.entry.t_s, _RANK_ALARM,
               f"{format_t(first.entry.t_s)} to {format_t(last_end)}: {len(folded):,} more Code Yellow episodes "
-              f"(numbers {first.number} to {last.number}), not told one by one: {_duration(min(spans_s))} to "
-              f"{_duration(max(spans_s))} each, {_duration(sum(spans_s))} in all, "
-              f"{_plural(sum(e.rejected_calls for e in folded), 'call')} rejected{red_text}.")
+              f"(numbers {first.number} to {last.number}), not told one by one: {format_duration(min(spans_s))} to "
+              f"{format_duration(max(spans_s))} each, {format_duration(sum(spans_s))} in all, "
+              f"{plural(sum(e.rejected_calls for e in folded), 'call')} rejected{red_text}.")
 
 
 # ------------------------------------------------------------------ SCCP device throttling
@@ -566,10 +572,10 @@ def _tell_device_closes(story: _Story, scenario: Scenario, closes: list[Alarm]) 
             if index == 0:
                 text = (f"{format_t(alarm.t_s)}: phone {device} sent {sent}, more than Max Events Allowed"
                         f"{allowed}: {DEVICE_CLOSE_MAX_EVENTS_EXCEEDED}. CUCM closes its connection; it "
-                        f"re-registers after {_duration(delay_s)} (throttled_reregister_delay_s).")
+                        f"re-registers after {format_duration(delay_s)} (throttled_reregister_delay_s).")
             else:
                 text = (f"{format_t(alarm.t_s)}: {device} closed again ({sent}): "
-                        f"{DEVICE_CLOSE_MAX_EVENTS_EXCEEDED}, the {_ordinal(index + 1)} time.")
+                        f"{DEVICE_CLOSE_MAX_EVENTS_EXCEEDED}, the {format_ordinal(index + 1)} time.")
             story.add(alarm.t_s, _RANK_ALARM, text)
         if len(device_closes) > DEVICE_CLOSES_TOLD_PER_DEVICE:
             next_close = device_closes[DEVICE_CLOSES_TOLD_PER_DEVICE]
@@ -583,8 +589,8 @@ def _tell_device_closes(story: _Story, scenario: Scenario, closes: list[Alarm]) 
         more = ", ..." if len(other_devices) > DEVICE_NAMES_LISTED else ""
         names = ", ".join(other_devices[:DEVICE_NAMES_LISTED]) + more
         story.add(other_closes[0].t_s, _RANK_ALARM,
-                  f"{format_t(other_closes[0].t_s)}: {_plural(len(other_devices), 'more phone')} ({names}) "
-                  f"exceeded Max Events Allowed too: {_plural(len(other_closes), 'close')} "
+                  f"{format_t(other_closes[0].t_s)}: {plural(len(other_devices), 'more phone')} ({names}) "
+                  f"exceeded Max Events Allowed too: {plural(len(other_closes), 'close')} "
                   f"({DEVICE_CLOSE_MAX_EVENTS_EXCEEDED}) between {format_t(other_closes[0].t_s)} and "
                   f"{format_t(other_closes[-1].t_s)}.")
 
@@ -594,15 +600,15 @@ def _closing(scenario: Scenario, rows: _Timeline, episodes: list[_Episode], alar
              summary: Mapping[str, Any] | None) -> list[str]:
     throttling = scenario.throttling
     normal_s, yellow_s, red_s = (rows.seconds_in(state) for state in ThrottleState)
-    lines = [f"In all, over {_duration(float(len(rows.t_s)))}: Normal {_duration(float(normal_s))}, "
-             f"Code Yellow {_duration(float(yellow_s))}, Code Red {_duration(float(red_s))}."]
+    lines = [f"In all, over {format_duration(float(len(rows.t_s)))}: Normal {format_duration(float(normal_s))}, "
+             f"Code Yellow {format_duration(float(yellow_s))}, Code Red {format_duration(float(red_s))}."]
     attempted = int(rows.calls_attempted.sum())
     rejected = int(rows.calls_rejected.sum())
     failed = int(rows.calls_attempted[rows.state == ThrottleState.CODE_RED.value].sum())
     calls = (f"Calls: {attempted:,} attempted, {rejected:,} rejected by call throttling "
-             f"({_share(rejected, attempted)})")
+             f"({format_share(rejected, attempted)})")
     if failed:
-        calls += f", {failed:,} failed while the node was down ({_share(failed, attempted)})"
+        calls += f", {failed:,} failed while the node was down ({format_share(failed, attempted)})"
     lines.append(calls + ".")
     dial_tone = _dial_tone_ms(summary)
     if dial_tone is not None:
@@ -619,8 +625,8 @@ def _closing(scenario: Scenario, rows: _Timeline, episodes: list[_Episode], alar
     closes = [alarm for alarm in alarms if alarm.name == DEVICE_CLOSE_MAX_EVENTS_EXCEEDED]
     if closes:
         devices = {str(alarm.params.get("DeviceName", "")) for alarm in closes}
-        lines.append(f"SCCP device throttling closed {_plural(len(closes), 'connection')} of "
-                     f"{_plural(len(devices), 'phone')}.")
+        lines.append(f"SCCP device throttling closed {plural(len(closes), 'connection')} of "
+                     f"{plural(len(devices), 'phone')}.")
     lines.append(_verdict(scenario, rows, episodes, attempted, rejected, dial_tone))
     return lines
 
@@ -654,9 +660,9 @@ def _verdict(scenario: Scenario, rows: _Timeline, episodes: list[_Episode], atte
     if episodes:
         never = " (Code Yellow Duration 99999: it never would)" \
             if throttling.code_yellow_duration_min == NEVER_CODE_RED_MIN else ""
-        return (f"Verdict: throttling protected dial tone{p95}: {_plural(len(episodes), 'Code Yellow episode')} "
-                f"rejected {_plural(rejected, 'call')} ({_share(rejected, attempted)}), and the node never reached "
-                f"Code Red{never}{ends}.")
+        return (f"Verdict: throttling protected dial tone{p95}: {plural(len(episodes), 'Code Yellow episode')} "
+                f"rejected {plural(rejected, 'call')} ({format_share(rejected, attempted)}), and the node never "
+                f"reached Code Red{never}{ends}.")
     peak_ms = float(rows.average_ms.max()) if rows.t_s.size else 0.0
     entry_ms = throttling.code_yellow_entry_latency_ms
     if peak_ms > entry_ms:  # possible under consecutive_nonzero: a zero sample kept resetting the run

@@ -3,7 +3,9 @@
 Owns the files of a result directory: summary.json, timeline.csv, alarms.csv, scenario.resolved.yaml,
 narrative.txt (the run's story, `cucm_sim.report.narrative`) and timeline.png, and reading one back (`read_run`).
 A run of hosts and links alone writes events.log in place of alarms.csv, and its own timeline columns, story
-and figure (`host_files`, `host_narrative`, `host_plot`).
+and figure (`host_files`, `host_narrative`, `host_plot`).  A cluster's timeline.csv and alarms.csv lead each
+row with its node (`cluster_files` says which rows are whose), and its story and figure are its own
+(`cluster_narrative`, `cluster_plot`).
 Everything is written into a staging directory beside DIR and moved into place only when complete, so
 DIR holds a whole result or nothing; an existing DIR is replaced only with `force`, and only when it is a
 run's result directory (the rules are `files`', shared by every command that writes).
@@ -25,14 +27,25 @@ import yaml
 
 from cucm_sim.errors import UserError
 from cucm_sim.host.network import timeline_columns
-from cucm_sim.measures.metrics import METRICS, lookup
+from cucm_sim.measures.metrics import METRICS, Metric, catalogue, lookup
 from cucm_sim.measures.timeline import TIMELINE_COLUMNS
+from cucm_sim.report.cluster_files import (
+    NODE_COLUMN,
+    NumberedRow,
+    alarms_in_order,
+    node_of_alarm,
+    rows_by_node,
+    rows_by_second,
+    worst_states,
+)
+from cucm_sim.report.cluster_narrative import narrate_cluster
 from cucm_sim.report.files import DirectoryKind, PreparedDirectory, prepare_directory
 from cucm_sim.report.host_files import EVENTS_LOG, events_log, parse_events_log
 from cucm_sim.report.host_narrative import narrate_hosts
 from cucm_sim.report.narrative import narrate, narrative_text
-from cucm_sim.rules.alarms import ALARM_COLUMNS, Alarm
+from cucm_sim.rules.alarms import ALARM_COLUMNS, CLUSTER_ALARM_COLUMNS, Alarm
 from cucm_sim.rules.throttling import ThrottleState
+from cucm_sim.run.cluster import NodeRun
 from cucm_sim.run.simulation import RunResult
 from cucm_sim.scenario.loader import ScenarioDumper, parse_scenario, parse_yaml_text
 from cucm_sim.scenario.schema import Scenario
@@ -46,6 +59,9 @@ SUMMARY_KEYS = ("scenario", "seed", "duration_s", "engine")
 SUMMARY_KEYS_SHOWN = 6
 RUN_FILES = ("summary.json", "timeline.csv", "alarms.csv", "scenario.resolved.yaml")
 """The files `read_run` needs: everything but the story and the plot, which are made from them."""
+_ALARM_HEADER = ("t_s", "alarm", *ALARM_COLUMNS)
+_CLUSTER_ALARM_COLUMNS = {**ALARM_COLUMNS, **CLUSTER_ALARM_COLUMNS}
+"""The parameters a cluster's alarms.csv lists: a node's, then DeviceUnregistered's Reason."""
 _INTEGER_COLUMNS = {
     "t_s", "throttling_sample_activity", "queue_high", "queue_normal", "queue_low", "queue_lowest",
     "signals_processed", "calls_attempted", "calls_rejected", "skinny_devices_throttled", "registered_devices",
@@ -82,7 +98,13 @@ def _write_all(result: RunResult, directory: Path, plots: bool) -> list[str]:
         (directory / name).write_text(text, encoding="utf-8")
     (directory / "narrative.txt").write_text(_narrative_of(texts, str(directory)), encoding="utf-8")
     names = [*texts, "narrative.txt"]
-    if plots and not result.scenario.has_node:
+    if plots and result.scenario.cluster is not None:
+        from cucm_sim.report.cluster_plot import plot_cluster  # matplotlib is slow to import: only when plotting
+
+        plot_cluster(result.scenario, result.nodes, f"{result.scenario.name} (seed {result.seed})",
+                     directory / "timeline.png")
+        names.append("timeline.png")
+    elif plots and not result.scenario.has_node:
         from cucm_sim.report.host_plot import plot_hosts  # matplotlib is slow to import: only when plotting
 
         plot_hosts(result.scenario, result.timeline, result.log, f"{result.scenario.name} (seed {result.seed})",
@@ -120,14 +142,25 @@ def _csv_text(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
 
 def timeline_csv(result: RunResult) -> str:
     """timeline.csv: one row per simulated second, columns TIMELINE_COLUMNS."""
+    return _csv_text(TIMELINE_COLUMNS, _timeline_rows(result.timeline))
+
+
+def _timeline_rows(timeline: Mapping[str, np.ndarray]) -> list[list[str]]:
+    """A node's timeline as timeline.csv's cells: one row per second, columns TIMELINE_COLUMNS."""
     columns = []
     for name in TIMELINE_COLUMNS:
-        values = result.timeline[name]
+        values = timeline[name]
         if name == "state":
             columns.append([str(v) for v in values])
         else:
             columns.append([_number(v, name in _INTEGER_COLUMNS) for v in values.tolist()])
-    return _csv_text(TIMELINE_COLUMNS, zip(*columns, strict=True))
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
+def cluster_timeline_csv(nodes: Sequence[NodeRun]) -> str:
+    """A cluster's timeline.csv: `node`, then TIMELINE_COLUMNS; second by second, the nodes in order."""
+    rows = rows_by_second([node.name for node in nodes], [_timeline_rows(node.timeline) for node in nodes])
+    return _csv_text([NODE_COLUMN, *TIMELINE_COLUMNS], rows)
 
 
 _HOST_INTEGER_SUFFIXES = (".dpc_rate", ".ring_occupancy", ".packets_dropped", ".heartbeats_sent",
@@ -144,17 +177,25 @@ def host_timeline_csv(timeline: Mapping[str, np.ndarray]) -> str:
 
 def alarms_csv(result: RunResult) -> str:
     """alarms.csv: one row per alarm: t_s, alarm, then every Cisco parameter (blank where not carried)."""
-    header = ["t_s", "alarm", *ALARM_COLUMNS]
-    rows = []
-    for alarm in result.alarms:
-        row = [f"{alarm.t_s:.3f}", alarm.name]
-        for name in ALARM_COLUMNS:
-            value = alarm.params.get(name, "")
-            if isinstance(value, float):
-                value = f"{value:.4f}"
-            row.append(str(value))
-        rows.append(row)
-    return _csv_text(header, rows)
+    return _csv_text(_ALARM_HEADER, [_alarm_cells(alarm, ALARM_COLUMNS) for alarm in result.alarms])
+
+
+def cluster_alarms_csv(nodes: Sequence[NodeRun]) -> str:
+    """A cluster's alarms.csv: `node`, then a node's columns and Reason; in time order (`cluster_files`)."""
+    return _csv_text([NODE_COLUMN, *_ALARM_HEADER, *CLUSTER_ALARM_COLUMNS],
+                     [[name, *_alarm_cells(alarm, _CLUSTER_ALARM_COLUMNS)] for name, alarm in alarms_in_order(nodes)])
+
+
+def _alarm_cells(alarm: Alarm, columns: Iterable[str]) -> list[str]:
+    """An alarm as alarms.csv's cells: t_s to the millisecond, its name, then each of `columns` (blank where
+    not carried)."""
+    row = [f"{alarm.t_s:.3f}", alarm.name]
+    for name in columns:
+        value = alarm.params.get(name, "")
+        if isinstance(value, float):
+            value = f"{value:.4f}"
+        row.append(str(value))
+    return row
 
 
 def resolved_yaml(scenario: Scenario) -> str:
@@ -170,6 +211,13 @@ def resolved_yaml(scenario: Scenario) -> str:
 # ------------------------------------------------------------------ the story, and reading a run back
 def _result_texts(result: RunResult) -> dict[str, str]:
     """The text files of a result, by name, as `write_results` writes them."""
+    if result.scenario.cluster is not None:
+        return {
+            "summary.json": summary_json(result.summary),
+            "timeline.csv": cluster_timeline_csv(result.nodes),
+            "alarms.csv": cluster_alarms_csv(result.nodes),
+            "scenario.resolved.yaml": resolved_yaml(result.scenario),
+        }
     if not result.scenario.has_node:
         return {
             "summary.json": summary_json(result.summary),
@@ -189,6 +237,9 @@ def _narrative_of(texts: dict[str, str], where: str) -> str:
     # The story is told from the files as written (numbers rounded as they are there), so that
     # `cucm-sim explain DIR`, which reads them back, tells byte for byte the story narrative.txt holds.
     scenario = parse_resolved_yaml(texts["scenario.resolved.yaml"], f"{where}/scenario.resolved.yaml")
+    if scenario.cluster is not None:
+        saved = _cluster_run(where, scenario, texts)
+        return narrative_text(narrate_cluster(scenario, saved.nodes, saved.summary))
     if not scenario.has_node:
         saved = _host_run(where, scenario, texts)
         return narrative_text(narrate_hosts(scenario, saved.timeline, saved.log, saved.summary))
@@ -208,8 +259,9 @@ def read_run(run_dir: Path) -> RunResult:
 
     The scenario comes from scenario.resolved.yaml, the summary from summary.json, the per-second timeline
     from timeline.csv (numeric columns as float64 arrays, `state` as a str array) and the alarms from
-    alarms.csv; `wall_s` is the summary's.  A missing directory, a missing file or a malformed one raises
-    UserError naming it.
+    alarms.csv; `wall_s` is the summary's.  A cluster's run (its resolved scenario has a `cluster`) comes
+    back with its `nodes`, each with its own timeline, alarms and metrics.  A missing directory, a missing
+    file or a malformed one raises UserError naming it.
     """
     if not run_dir.exists():
         raise UserError([f"{run_dir}: no such directory; give a result directory written by `cucm-sim run`"])
@@ -227,6 +279,8 @@ def read_run(run_dir: Path) -> RunResult:
     scenario = parse_resolved_yaml(texts["scenario.resolved.yaml"], str(run_dir / "scenario.resolved.yaml"))
     if hosts_only and not scenario.has_node:
         return _host_run(str(run_dir), scenario, texts)
+    if scenario.cluster is not None:
+        return _cluster_run(str(run_dir), scenario, texts)
     summary = parse_summary_json(texts["summary.json"], str(run_dir / "summary.json"))
     timeline = parse_timeline_csv(texts["timeline.csv"], str(run_dir / "timeline.csv"))
     alarms = parse_alarms_csv(texts["alarms.csv"], str(run_dir / "alarms.csv"))
@@ -251,6 +305,31 @@ def _host_run(where: str, scenario: Scenario, texts: dict[str, str]) -> RunResul
     wall_s = summary.get("wall_s")
     return RunResult(scenario, summary, timeline, (), float(wall_s) if isinstance(wall_s, int | float) else math.nan,
                      tuple(log))
+
+
+def _cluster_run(where: str, scenario: Scenario, texts: dict[str, str]) -> RunResult:
+    """A cluster's run from its files' texts (`where`: their directory, for messages): each node's timeline,
+    alarms and metrics, the cluster's worst state per second and every alarm in time order."""
+    names = scenario.node_names
+    summary = parse_summary_json(texts["summary.json"], f"{where}/summary.json", names)
+    source = f"{where}/timeline.csv"
+    rows = _csv_rows(texts["timeline.csv"], source, [NODE_COLUMN, *TIMELINE_COLUMNS])
+    if len(rows) != scenario.duration_s * len(names):
+        raise UserError([f"{source}: {len(rows)} rows, but the run lasted {scenario.duration_s} s on "
+                         f"{len(names)} nodes (one row per node per second expected); the result directory is "
+                         "incomplete or mixed up"])
+    timelines = {name: _timeline_columns(node_rows, source)
+                 for name, node_rows in rows_by_node(rows, names, source).items()}
+    source = f"{where}/alarms.csv"
+    alarms = [(node_of_alarm(row[0], names, source, line), _alarm_of(row[1:], source, line, _CLUSTER_ALARM_COLUMNS))
+              for line, row in enumerate(_csv_rows(texts["alarms.csv"], source,
+                                                   [NODE_COLUMN, *_ALARM_HEADER, *CLUSTER_ALARM_COLUMNS]), start=2)]
+    nodes = tuple(NodeRun(name, timelines[name], tuple(alarm for node, alarm in alarms if node == name),
+                          summary["nodes"][name]) for name in names)
+    wall_s = summary.get("wall_s")
+    return RunResult(scenario, summary, {"state": worst_states([node.timeline["state"] for node in nodes])},
+                     tuple(alarm for _node, alarm in alarms), float(wall_s) if isinstance(wall_s, int | float)
+                     else math.nan, nodes=nodes)
 
 
 def _read_text(path: Path) -> str:
@@ -278,11 +357,13 @@ def _json_object(text: str, source: str) -> dict[str, Any]:
     return summary
 
 
-def parse_summary_json(text: str, source: str) -> dict[str, Any]:
-    """The summary of summary.json text; UserError naming `source` unless it is a CUCM node run's summary."""
+def parse_summary_json(text: str, source: str, nodes: Sequence[str] = ()) -> dict[str, Any]:
+    """The summary of summary.json text; UserError naming `source` unless it is a CUCM node run's summary (a
+    cluster's, with its own metrics and each node's, when the cluster's `nodes` are given)."""
     summary = _json_object(text, source)
     wrong = [key for key in SUMMARY_KEYS if key not in summary]
-    for metric in METRICS:
+    metrics: tuple[Metric, ...] = catalogue(True, nodes=nodes) if nodes else METRICS
+    for metric in metrics:
         try:
             lookup(summary, metric.path)
         except (KeyError, TypeError):
@@ -319,18 +400,23 @@ def _float(text: str, source: str, line: int, column: str) -> float:
 def parse_timeline_csv(text: str, source: str) -> dict[str, np.ndarray]:
     """timeline.csv text as columns: `state` a str array, every other column float64 (blank = NaN)."""
     rows = _csv_rows(text, source, list(TIMELINE_COLUMNS))
+    return _timeline_columns(list(enumerate(rows, start=2)), source)
+
+
+def _timeline_columns(rows: Sequence[NumberedRow], source: str) -> dict[str, np.ndarray]:
+    """A node's timeline.csv rows (cells of TIMELINE_COLUMNS, with their lines) as columns (see above)."""
     states = {state.value for state in ThrottleState}
     columns: dict[str, np.ndarray] = {}
     for index, name in enumerate(TIMELINE_COLUMNS):
-        cells = [row[index] for row in rows]
+        cells = [(line, row[index]) for line, row in rows]
         if name == "state":
-            for line, cell in enumerate(cells, start=2):
+            for line, cell in cells:
                 if cell not in states:
                     raise UserError([f"{source}: line {line}: state: {cell!r} is not one of {sorted(states)}"])
-            columns[name] = np.array(cells, dtype=str)
+            columns[name] = np.array([cell for _line, cell in cells], dtype=str)
         else:
             columns[name] = np.array(
-                [math.nan if cell == "" else _float(cell, source, line, name) for line, cell in enumerate(cells, 2)],
+                [math.nan if cell == "" else _float(cell, source, line, name) for line, cell in cells],
                 dtype=np.float64,
             )
     return columns
@@ -350,21 +436,23 @@ def parse_alarms_csv(text: str, source: str) -> list[Alarm]:
 
     Whole numbers come back as int, the rest as float (at alarms.csv's four decimals); DeviceName as str.
     """
-    rows = _csv_rows(text, source, ["t_s", "alarm", *ALARM_COLUMNS])
-    alarms = []
-    for line, row in enumerate(rows, start=2):
-        t_s = _float(row[0], source, line, "t_s")
-        if not math.isfinite(t_s) or not row[1]:
-            raise UserError([f"{source}: line {line}: needs a finite t_s and an alarm name"])
-        params: dict[str, float | int | str] = {}
-        for name, cell in zip(ALARM_COLUMNS, row[2:], strict=True):
-            if cell == "":
-                continue
-            if ALARM_COLUMNS[name] == "name":
-                params[name] = cell
-            elif cell.lstrip("-").isdigit():
-                params[name] = int(cell)
-            else:
-                params[name] = _float(cell, source, line, name)
-        alarms.append(Alarm(row[1], t_s, params))
-    return alarms
+    rows = _csv_rows(text, source, list(_ALARM_HEADER))
+    return [_alarm_of(row, source, line, ALARM_COLUMNS) for line, row in enumerate(rows, start=2)]
+
+
+def _alarm_of(row: list[str], source: str, line: int, columns: Mapping[str, str]) -> Alarm:
+    """The alarm of alarms.csv's cells t_s, alarm and `columns` (parameter name: unit) at `line`."""
+    t_s = _float(row[0], source, line, "t_s")
+    if not math.isfinite(t_s) or not row[1]:
+        raise UserError([f"{source}: line {line}: needs a finite t_s and an alarm name"])
+    params: dict[str, float | int | str] = {}
+    for name, cell in zip(columns, row[2:], strict=True):
+        if cell == "":
+            continue
+        if columns[name] == "name":
+            params[name] = cell
+        elif cell.lstrip("-").isdigit():
+            params[name] = int(cell)
+        else:
+            params[name] = _float(cell, source, line, name)
+    return Alarm(row[1], t_s, params)

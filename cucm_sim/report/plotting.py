@@ -117,7 +117,7 @@ FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
-class _TimeAxis:
+class TimeAxis:
     """How the run's seconds map onto the shared x axis, and how lines are binned."""
 
     unit_s: float  # seconds per x-axis unit: 1 or 60
@@ -166,17 +166,17 @@ def _timeline_figure(
     title: str,
 ) -> Figure:
     time_s = columns["t_s"]
-    axis = _time_axis(time_s)
+    axis = time_axis(time_s)
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI, layout="constrained")
     FigureCanvasAgg(figure)
     state_ax, delay_ax, calls_ax, queue_ax, sccp_ax = figure.subplots(
         5, 1, sharex=True, gridspec_kw={"height_ratios": [0.3, 2.6, 1.5, 1.6, 1.3]}
     )
-    state_runs = _state_runs(time_s, states)
+    runs = state_runs(time_s, states)
 
-    _draw_state_strip(state_ax, state_runs, axis)
+    _draw_state_strip(state_ax, runs, axis)
     for ax in (delay_ax, calls_ax, queue_ax, sccp_ax):
-        _shade_states(ax, state_runs, axis, alpha=BACKGROUND_SHADE_ALPHA, states_to_shade=_ABNORMAL_STATES)
+        _shade_states(ax, runs, axis, alpha=BACKGROUND_SHADE_ALPHA, states_to_shade=_ABNORMAL_STATES)
     transition_labels = _draw_delay_panel(delay_ax, columns, alarms, throttling, axis)
     _draw_calls_panel(calls_ax, columns, axis)
     _draw_queue_panel(queue_ax, columns, axis)
@@ -187,7 +187,7 @@ def _timeline_figure(
     if axis.unit_name == "min":
         # Minute ticks on hour-friendly steps (15, 30, 60, 120 ... min).
         sccp_ax.xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 1.2, 1.5, 2, 3, 5, 6, 10]))
-    sccp_ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
+    sccp_ax.xaxis.set_major_formatter(FuncFormatter(thousands))
     for ax in (state_ax, delay_ax, calls_ax, queue_ax):
         ax.tick_params(labelbottom=False)
     for ax in (delay_ax, calls_ax, queue_ax, sccp_ax):
@@ -221,7 +221,8 @@ def _validated_columns(timeline: Mapping[str, NDArray[Any]]) -> dict[str, FloatA
     }
 
 
-def _time_axis(time_s: FloatArray) -> _TimeAxis:
+def time_axis(time_s: FloatArray) -> TimeAxis:
+    """The x axis of a timeline whose seconds end at `time_s` (s): seconds or minutes, and the bin size."""
     start_s = float(time_s[0]) - 1.0
     end_s = float(time_s[-1])
     duration_s = end_s - start_s
@@ -230,7 +231,7 @@ def _time_axis(time_s: FloatArray) -> _TimeAxis:
         (size for size in NICE_BIN_SIZES_S if len(time_s) / size <= MAX_POINTS_PER_LINE),
         math.ceil(duration_s / MAX_POINTS_PER_LINE),
     )
-    return _TimeAxis(
+    return TimeAxis(
         unit_s=1.0 if seconds_axis else 60.0,
         unit_name="s" if seconds_axis else "min",
         bin_s=bin_s,
@@ -239,8 +240,8 @@ def _time_axis(time_s: FloatArray) -> _TimeAxis:
     )
 
 
-def _binned(
-    time_s: FloatArray, values: FloatArray, axis: _TimeAxis, reduce: np.ufunc | None
+def binned(
+    time_s: FloatArray, values: FloatArray, axis: TimeAxis, reduce: np.ufunc | None
 ) -> tuple[FloatArray, FloatArray]:
     """(bin end times (s), reduced values); `reduce=None` means the mean. Identity when bin_s is 1."""
     if axis.bin_s == 1:
@@ -254,7 +255,7 @@ def _binned(
     return time_s[ends], np.asarray(reduced, dtype=np.float64)
 
 
-def _steps(axis: _TimeAxis, end_s: FloatArray, values: FloatArray) -> tuple[Any, FloatArray]:
+def _steps(axis: TimeAxis, end_s: FloatArray, values: FloatArray) -> tuple[Any, FloatArray]:
     """(x, y) for a "steps-pre" drawing in which each value covers its whole interval, the first included."""
     return (
         axis.to_x(np.concatenate(([axis.start_s], end_s))),
@@ -262,7 +263,7 @@ def _steps(axis: _TimeAxis, end_s: FloatArray, values: FloatArray) -> tuple[Any,
     )
 
 
-def _state_runs(time_s: FloatArray, states: NDArray[np.str_]) -> list[tuple[str, float, float]]:
+def state_runs(time_s: FloatArray, states: NDArray[np.str_]) -> list[tuple[str, float, float]]:
     """Maximal runs of one state as (state, start (s), end (s)).
 
     Row k covers the second (t_s[k] - 1, t_s[k]] and its state is the one in force during it; a transition
@@ -282,7 +283,7 @@ def _state_runs(time_s: FloatArray, states: NDArray[np.str_]) -> list[tuple[str,
 def _shade_states(
     ax: Axes,
     runs: Sequence[tuple[str, float, float]],
-    axis: _TimeAxis,
+    axis: TimeAxis,
     alpha: float,
     states_to_shade: Sequence[str],
 ) -> None:
@@ -307,7 +308,7 @@ def _shade_states(
         ax.add_collection(bands, autolim=False)
 
 
-def _draw_state_strip(ax: Axes, runs: Sequence[tuple[str, float, float]], axis: _TimeAxis) -> None:
+def _draw_state_strip(ax: Axes, runs: Sequence[tuple[str, float, float]], axis: TimeAxis) -> None:
     _shade_states(ax, runs, axis, alpha=1.0, states_to_shade=tuple(STATE_COLOURS))
     ax.set_ylim(0, 1)
     ax.set_yticks([])
@@ -344,7 +345,7 @@ def _draw_delay_panel(
     columns: Mapping[str, FloatArray],
     alarms: Sequence[Alarm],
     throttling: ThrottlingParams,
-    axis: _TimeAxis,
+    axis: TimeAxis,
 ) -> list[Annotation]:
     """Expected delay against the thresholds, with transition markers; returns the marker labels."""
     time_s = columns["t_s"]
@@ -352,8 +353,8 @@ def _draw_delay_panel(
     exit_ms = float(throttling.exit_latency_ms)
     peak_suffix = "" if axis.bin_s == 1 else f", max per {axis.describe_bin()}"
 
-    sample_t, sample_ms = _binned(time_s, columns["expected_delay_ms"], axis, np.maximum)
-    average_t, average_ms = _binned(time_s, columns["average_expected_delay_ms"], axis, np.maximum)
+    sample_t, sample_ms = binned(time_s, columns["expected_delay_ms"], axis, np.maximum)
+    average_t, average_ms = binned(time_s, columns["average_expected_delay_ms"], axis, np.maximum)
     window_s = throttling.system_throttle_sample_size_s
     draw_average = throttling.throttling_enabled or bool(np.any(average_ms > 0))
     # Without an average (throttling disabled) the per-second sample is the whole story: draw it solid.
@@ -378,8 +379,8 @@ def _draw_delay_panel(
         # Delays explode by orders of magnitude in a CPU starvation; symlog keeps the thresholds, and
         # the zeros next to them, readable.
         ax.set_yscale("symlog", linthresh=1.0, linscale=SYMLOG_LINEAR_DECADES)
-        ax.set_ylim(0.0, _symlog_top(peak_ms, peak_fraction))
-        ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
+        ax.set_ylim(0.0, symlog_top(peak_ms, peak_fraction))
+        ax.yaxis.set_major_formatter(FuncFormatter(thousands))
         scale_note = "log scale"
     else:
         ax.set_ylim(0.0, max(peak_ms, entry_ms * 1.3) / peak_fraction)
@@ -469,7 +470,7 @@ def _stagger_labels(ax: Axes, labels: Sequence[Annotation]) -> None:
         label.xyann = (label.xyann[0], -3 - row * TRANSITION_LABEL_ROW_PT)
 
 
-def _draw_calls_panel(ax: Axes, columns: Mapping[str, FloatArray], axis: _TimeAxis) -> None:
+def _draw_calls_panel(ax: Axes, columns: Mapping[str, FloatArray], axis: TimeAxis) -> None:
     time_s = columns["t_s"]
     attempted = columns["calls_attempted"]
     rejected = columns["calls_rejected"]
@@ -483,8 +484,8 @@ def _draw_calls_panel(ax: Axes, columns: Mapping[str, FloatArray], axis: _TimeAx
     )
     window_s = min(window_s, len(time_s))
     window = f"{window_s} s" if window_s < 60 else f"{window_s // 60} min"
-    attempted_t, attempted_mean = _binned(time_s, _centred_mean(attempted, window_s), axis, None)
-    rejected_t, rejected_mean = _binned(time_s, _centred_mean(rejected, window_s), axis, None)
+    attempted_t, attempted_mean = binned(time_s, _centred_mean(attempted, window_s), axis, None)
+    rejected_t, rejected_mean = binned(time_s, _centred_mean(rejected, window_s), axis, None)
 
     if duration_s <= SECONDS_AXIS_MAX_S:
         # Short runs: every second is visible, shaded faintly under the averages.
@@ -497,9 +498,9 @@ def _draw_calls_panel(ax: Axes, columns: Mapping[str, FloatArray], axis: _TimeAx
         ax.fill_between(axis.to_x(rejected_t), rejected_mean, color=REJECTED_COLOUR, alpha=0.22, linewidth=0)
         peak = float(np.max(attempted_mean))
     ax.plot(axis.to_x(attempted_t), attempted_mean, color=ATTEMPTED_COLOUR, linewidth=1.5,
-            label=f"attempted, {window} average\n(total {_thousands(total_attempted)} calls)")
+            label=f"attempted, {window} average\n(total {thousands(total_attempted)} calls)")
     ax.plot(axis.to_x(rejected_t), rejected_mean, color=REJECTED_COLOUR, linewidth=1.5,
-            label=f"rejected by throttling, {window} average\n(total {_thousands(total_rejected)} = "
+            label=f"rejected by throttling, {window} average\n(total {thousands(total_rejected)} = "
             f"{_percent(total_rejected, total_attempted)} of attempts)")
     ax.set_ylim(0.0, max(peak * 1.12, 1.0))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
@@ -507,30 +508,30 @@ def _draw_calls_panel(ax: Axes, columns: Mapping[str, FloatArray], axis: _TimeAx
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), **LEGEND_STYLE)
 
 
-def _draw_queue_panel(ax: Axes, columns: Mapping[str, FloatArray], axis: _TimeAxis) -> None:
+def _draw_queue_panel(ax: Axes, columns: Mapping[str, FloatArray], axis: TimeAxis) -> None:
     time_s = columns["t_s"]
     peak_suffix = "" if axis.bin_s == 1 else f" (max per {axis.describe_bin()})"
     peak_depth = 0.0
     for column, label, colour in QUEUE_LINES:
-        bin_t, depth = _binned(time_s, columns[column], axis, np.maximum)
+        bin_t, depth = binned(time_s, columns[column], axis, np.maximum)
         peak_depth = max(peak_depth, float(np.max(depth)))
         ax.plot(axis.to_x(bin_t), depth, color=colour, linewidth=1.3,
-                label=f"{label}, peak {_thousands(float(np.max(columns[column])))}")
+                label=f"{label}, peak {thousands(float(np.max(columns[column])))}")
     # Depths range from 0 to ~1e5 signals: symlog shows both an idle queue and a flood.
     ax.set_yscale("symlog", linthresh=1.0, linscale=SYMLOG_LINEAR_DECADES)
-    ax.set_ylim(0.0, _symlog_top(max(peak_depth, 10.0), 0.85))
-    ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
+    ax.set_ylim(0.0, symlog_top(max(peak_depth, 10.0), 0.85))
+    ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     ax.set_ylabel("queue depth\n(signals, log scale)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title=f"SDL queue{peak_suffix}",
               title_fontsize=8, alignment="left", **LEGEND_STYLE)
 
 
 def _draw_sccp_panel(
-    ax: Axes, columns: Mapping[str, FloatArray], alarms: Sequence[Alarm], axis: _TimeAxis
+    ax: Axes, columns: Mapping[str, FloatArray], alarms: Sequence[Alarm], axis: TimeAxis
 ) -> None:
     time_s = columns["t_s"]
-    throttled_t, throttled = _binned(time_s, columns["skinny_devices_throttled"], axis, np.maximum)
-    registered_t, registered = _binned(time_s, columns["registered_devices"], axis, np.minimum)
+    throttled_t, throttled = binned(time_s, columns["skinny_devices_throttled"], axis, np.maximum)
+    registered_t, registered = binned(time_s, columns["registered_devices"], axis, np.minimum)
     low_suffix = "" if axis.bin_s == 1 else f", min per {axis.describe_bin()}"
 
     # Both axes leave the top third free for the legend, which sits inside: the twin axis's tick labels
@@ -538,7 +539,7 @@ def _draw_sccp_panel(
     # when both are flat at their maximum.
     throttled_line = ax.plot(
         *_steps(axis, throttled_t, throttled), drawstyle="steps-pre", color=THROTTLED_COLOUR, linewidth=1.6,
-        label=f"SkinnyDevicesThrottled: {_thousands(float(np.max(throttled)))} (cumulative)",
+        label=f"SkinnyDevicesThrottled: {thousands(float(np.max(throttled)))} (cumulative)",
     )
     _style_count_axis(ax, float(np.max(throttled)), 0.55, "devices\nthrottled", THROTTLED_COLOUR)
 
@@ -568,12 +569,12 @@ def _style_count_axis(ax: Axes, peak: float, peak_fraction: float, label: str, c
     """A y axis of whole counts whose peak (at least 1) sits at `peak_fraction` of its height."""
     ax.set_ylim(0.0, max(peak, 1.0) / peak_fraction)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-    ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
+    ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     ax.set_ylabel(label, color=colour)
     ax.tick_params(axis="y", colors=colour)
 
 
-def _symlog_top(peak: float, peak_fraction: float) -> float:
+def symlog_top(peak: float, peak_fraction: float) -> float:
     """Upper limit of a symlog (linthresh 1) axis from 0 that puts `peak` at `peak_fraction` of its height."""
     linear_units = SYMLOG_LINEAR_DECADES / (1 - 1 / 10)  # matplotlib's width of the linear part, in decades
     peak_units = linear_units + math.log10(max(peak, 1.0))
@@ -589,9 +590,9 @@ def _centred_mean(values: FloatArray, window: int) -> FloatArray:
     return np.asarray((cumulative[upper] - cumulative[lower]) / (upper - lower), dtype=np.float64)
 
 
-def _settings_summary(throttling: ThrottlingParams, axis: _TimeAxis) -> str:
+def _settings_summary(throttling: ThrottlingParams, axis: TimeAxis) -> str:
     duration_s = axis.end_s - axis.start_s
-    run = f"run {_thousands(duration_s)} s" + (f" ({duration_s / 3600:.3g} h)" if duration_s >= 3600 else "")
+    run = f"run {thousands(duration_s)} s" + (f" ({duration_s / 3600:.3g} h)" if duration_s >= 3600 else "")
     max_events = f"Max Events Allowed {throttling.max_events_allowed}/5 s"
     if not throttling.throttling_enabled:
         return f"{run}  |  call throttling disabled  |  {max_events}"
@@ -617,7 +618,7 @@ def _percent(part: float, whole: float) -> str:
     return f"{share:.0f} %" if share >= 1 or share == 0 else f"{share:.1g} %"
 
 
-def _thousands(value: float, _position: object = None) -> str:
+def thousands(value: float, _position: object = None) -> str:
     """Tick and label formatter: 12,345 for large values, compact decimals for small ones."""
     if abs(value) >= 100 or float(value).is_integer():
         return f"{value:,.0f}"
