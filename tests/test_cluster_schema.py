@@ -98,10 +98,17 @@ def test_each_node_takes_the_top_level_sections_unless_it_overrides_them() -> No
 
 
 def test_the_resolved_cluster_reads_back_as_itself(tmp_path: Path) -> None:
-    scenario = parse_scenario(with_(), "c.yaml")
+    data = with_(cluster__nodes=[{"name": "cm1", "node": {"capacity_factor": 0.5}},
+                                 {"name": "cm2", "throttling": {"code_yellow_duration_min": 2}}])
+    data["node"] = {"restart_duration_s": 60}
+    data["throttling"] = {"code_yellow_entry_latency_ms": 30}
+    scenario = parse_scenario(data, "c.yaml")
     path = tmp_path / "resolved.yaml"
     path.write_text(yaml.safe_dump(scenario.resolved_data()), encoding="utf-8")
-    assert load_scenario(path) == scenario
+    again = load_scenario(path)
+    assert again == scenario
+    assert [node.node.restart_duration_s for node in again.node_scenarios()] == [60, 60]
+    assert [node.throttling.code_yellow_entry_latency_ms for node in again.node_scenarios()] == [30, 30]
 
 
 def test_a_single_node_scenario_resolves_without_cluster_keys() -> None:

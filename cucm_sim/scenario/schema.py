@@ -622,7 +622,14 @@ class Scenario(_Section):
         exclude: dict[str, Any] = dict.fromkeys(left_out, True)
         if self.devices.pools:  # a cluster's phones are its pools'
             exclude["devices"] = {"count", "chatty"}
-        return self.model_dump(mode="json", exclude=exclude)
+        data = self.model_dump(mode="json", exclude=exclude)
+        for entry, written in zip(self.cluster.nodes if self.cluster else [], data.get("cluster", {}).get("nodes", []),
+                                  strict=True):
+            for key in ("node", "throttling"):  # an override is the keys it sets: the rest are the top level's
+                override = getattr(entry, key)
+                if override is not None:
+                    written[key] = override.model_dump(mode="json", exclude_unset=True)
+        return data
 
     def with_concrete_seed(self) -> Scenario:
         """This scenario with a seed: its own, or a fresh random one that is then saved with the results."""
