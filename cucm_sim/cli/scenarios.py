@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cucm_sim.cli.app import fail, load_each, stdout, user_errors_exit_2
-from cucm_sim.measures.metrics import HOST_METRICS, METRICS, catalogue
+from cucm_sim.measures.metrics import CLUSTER_METRICS, HOST_METRICS, METRICS, Metric, catalogue, node_metric
 from cucm_sim.rules.throttling import ThrottlingParams
 from cucm_sim.scenario.loader import load_scenario, unit_of
 from cucm_sim.scenario.schema import Scenario
@@ -37,13 +37,24 @@ def validate(files: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
 def metrics(scenario_file: Path | None) -> None:
     """List the metrics an `expect:` block may bound: dotted path, unit, meaning.
 
-    With SCENARIO, those of its parts (a CUCM node's, or hosts' and links'); without, every one.
+    With SCENARIO, those of its parts (a CUCM node's; a cluster's totals, its own metrics and each node's
+    nodes.NAME.*; or hosts' and links'); without, every one.
     """
+    shown: list[tuple[str, tuple[Metric, ...]]]
     if scenario_file is not None:
         scenario = user_errors_exit_2(lambda: load_scenario(scenario_file, ()))
-        shown = [("", catalogue(scenario.has_node, [link.name for link in scenario.links]))]
+        names = scenario.node_names
+        listed = catalogue(scenario.has_node, [link.name for link in scenario.links], names)
+        if names:
+            node_of = {metric.path: (node_metric(metric.path) or ("",))[0] for metric in listed}
+            shown = [(" of the cluster (its totals)", METRICS), (" of the cluster itself", CLUSTER_METRICS),
+                     *((f" of node {name}", tuple(metric for metric in listed if node_of[metric.path] == name))
+                       for name in names)]
+        else:
+            shown = [("", listed)]
     else:
-        shown = [("", METRICS), (" of hosts and links", HOST_METRICS)]
+        shown = [("", METRICS), (" of a cluster (beside the metrics above, its totals)", CLUSTER_METRICS),
+                 (" of hosts and links", HOST_METRICS)]
     for title, listed in shown:
         table = Table(title=f"Metrics for expect: (dotted paths into summary.json){title}", title_justify="left")
         for header in ("metric", "unit", "meaning"):
@@ -51,6 +62,10 @@ def metrics(scenario_file: Path | None) -> None:
         for metric in listed:
             table.add_row(metric.path, metric.unit, metric.description)
         stdout.print(table)
+    if scenario_file is None:
+        stdout.print("A cluster (cluster.nodes) also has nodes.NAME.METRIC for each node NAME and each metric of the "
+                     "first table, e.g. nodes.cm2.code_red_entries; `cucm-sim metrics SCENARIO` lists a scenario's.",
+                     highlight=False)
     stdout.print("A bound is {min: X}, {max: X}, {min: X, max: Y} or {equals: X}; a metric that did not happen "
                  "(None) fails every bound.", highlight=False)
 

@@ -49,6 +49,7 @@ from cucm_sim.scenario.schema import DEFAULT_SWEEP_METRICS
 from cucm_sim.studies.backends import open_backend
 from cucm_sim.studies.capacity import CapacityRunError, probe_scenario, search
 from cucm_sim.studies.grid import SweepDesign, load_sweep
+from cucm_sim.studies.scenario_metrics import check_metrics
 from cucm_sim.studies.sweep import RUNS_FILE, SweepInterrupted, SweepReport, check_out_dir, run_sweep
 
 
@@ -61,8 +62,8 @@ from cucm_sim.studies.sweep import RUNS_FILE, SweepInterrupted, SweepReport, che
 @click.option("--replications", "-n", type=click.IntRange(1, 1000), default=None,
               help="Runs per grid point, each with its own derived seed (default: the sweep: block's, else 3).")
 @click.option("--metric", "metrics", multiple=True, metavar="METRIC",
-              help=f"A metric to plot (repeatable; `cucm-sim metrics` lists them). Default: the sweep: block's, "
-              f"else {', '.join(DEFAULT_SWEEP_METRICS)}.")
+              help=f"A metric to plot (repeatable; `cucm-sim metrics SCENARIO` lists them, a cluster's "
+              f"nodes.NAME.* too). Default: the sweep: block's, else {', '.join(DEFAULT_SWEEP_METRICS)}.")
 @click.option("--out", "out_dir", required=True, metavar="DIR", type=click.Path(path_type=Path, file_okay=False),
               help="The sweep's directory: sweep.json, runs.csv, points.csv, sweep.png.")
 @backend_options
@@ -143,12 +144,14 @@ def _sweep_table(design: SweepDesign, report: SweepReport, backend: str) -> Tabl
 @click.command(short_help="Find the highest value of a key that keeps a condition false.")
 @click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--vary", "key", required=True, metavar="KEY",
-              help="The scenario key to search, as in --set, e.g. load.calls_per_s or load.background.0.signals_per_s.")
+              help="The scenario key to search, as in --set, e.g. load.calls_per_s, load.background.0.signals_per_s "
+              "or devices.pools.0.count.")
 @click.option("--lo", type=float, required=True, help="The lowest value to consider (the key's unit).")
 @click.option("--hi", type=float, required=True, help="The highest value to consider (the key's unit).")
 @click.option("--until", "condition", required=True, metavar="CONDITION",
-              help='What must not happen, as "METRIC OP NUMBER", e.g. "code_yellow_entries > 0" or '
-              '"dial_tone_delay_ms.p95 > 100" (`cucm-sim metrics` lists the metrics).')
+              help='What must not happen, as "METRIC OP NUMBER", e.g. "code_yellow_entries > 0", '
+              '"dial_tone_delay_ms.p95 > 100" or, in a cluster, "nodes.cm2.code_red_entries > 0" (`cucm-sim '
+              'metrics SCENARIO` lists the metrics).')
 @click.option("--replications", "-n", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="Runs per probed value, with the same seeds at every value.")
 @click.option("--tolerance", type=float, default=None,
@@ -181,6 +184,9 @@ def capacity(scenario_file: Path, key: str, lo: float, hi: float, condition: str
     raw = user_errors_exit_2(lambda: read_yaml(scenario_file))
     scenario = user_errors_exit_2(lambda: parse_scenario(raw, str(scenario_file), all_overrides))  # all checked
     warn(scenario, str(scenario_file))
+    # The condition's metric must be one of this scenario's (a node of its cluster), before DIR is made.
+    metric = user_errors_exit_2(lambda: Condition.parse(condition)).metric
+    user_errors_exit_2(lambda: check_metrics(scenario, [(f"--until {condition!r}", metric)]))
     data = apply_overrides(raw, all_overrides)  # what each probe changes, as --set would (valid: parsed above)
     for end in (lo, hi):  # the work of a probe grows with the load: the ends of the range bound it
         try:

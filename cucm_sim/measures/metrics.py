@@ -166,15 +166,37 @@ each is within `stats.QUANTILE_RELATIVE_RESOLUTION` of the exact value.  Every o
 
 
 def lookup(summary: Mapping[str, Any], path: str) -> float | None:
-    """The value of metric `path` in `summary` (None when it did not happen); KeyError for unknown paths."""
-    if not is_metric(path):
-        raise KeyError(f"unknown metric {path!r}")
+    """The value of metric `path` in `summary` (None when it did not happen); KeyError for unknown paths.
+
+    A per-node path (`nodes.NAME.METRIC`) is read at `summary["nodes"][NAME]` and a per-link one
+    (`links.NAME.METRIC`) at `summary["links"][NAME]`, then the metric's own dotted path: a node's or a link's
+    name may hold dots (`cm1.site`), so the path is never simply split.  KeyError too when the summary has no
+    such node or link (a one-node run has no `nodes`)."""
+    per_node, per_link = node_metric(path), link_metric(path)
     value: Any = summary
-    for part in path.split("."):
+    if per_node is not None:
+        name, metric = per_node
+        value = _named(summary, "nodes", name, path)
+    elif per_link is not None:
+        name, metric = per_link
+        value = _named(summary, "links", name, path)
+    elif path in ANY_METRIC_PATHS or path in CLUSTER_METRIC_PATHS:
+        metric = path
+    else:
+        raise KeyError(f"unknown metric {path!r}")
+    for part in metric.split("."):
         value = value[part]
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise TypeError(f"metric {path!r} is {value!r}, not a number")
     return value
+
+
+def _named(summary: Mapping[str, Any], section: str, name: str, path: str) -> Any:
+    """`summary[section][name]`, a node's or a link's own metrics; KeyError naming `path` when there is none."""
+    parts = summary.get(section)
+    if not isinstance(parts, Mapping) or name not in parts:
+        raise KeyError(f"metric {path!r}: the summary has no {section[:-1]} named {name!r}")
+    return parts[name]
 
 
 def derived_metrics(summary: Mapping[str, Any], alarms: Sequence[Alarm]) -> dict[str, float | None]:

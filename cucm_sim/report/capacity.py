@@ -43,7 +43,8 @@ OPERATORS: Final[dict[str, Callable[[float, float], bool]]] = {
 }
 CONDITION_SYNTAX: Final = ('write "METRIC OP NUMBER", e.g. "code_yellow_entries > 0": METRIC a path listed by '
                            "`cucm-sim metrics`, OP one of > >= < <= == !=")
-_CONDITION_PATTERN: Final = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
+_CONDITION_PATTERN: Final = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
+"""METRIC OP NUMBER; a metric may hold '-' (a cluster node's name: nodes.cm-2.code_red_entries)."""
 
 Status = Literal["found", "trips_at_lo", "safe_at_hi"]
 

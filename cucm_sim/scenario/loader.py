@@ -500,7 +500,8 @@ def _apply_override(data: dict[str, Any], override: str) -> tuple[str, ...]:
         where = _SHORT.repr(".".join(parts[: depth + 1]))
         if isinstance(target, list):
             if not _is_index(part) or int(part) >= len(target):
-                raise ScenarioError([f"{label}: {where} is not an index of a list of {len(target)}"])
+                raise ScenarioError([f"{label}: {where} is not an index of a list of {len(target)} "
+                                     f"({_list_indexes(len(target))})"])
             if last:
                 target[int(part)] = value
             else:
@@ -508,11 +509,25 @@ def _apply_override(data: dict[str, Any], override: str) -> tuple[str, ...]:
         elif isinstance(target, dict):
             if last:
                 target[part] = value
-            else:
-                target = target.setdefault(part, {})
+                continue
+            if target.get(part) is None:
+                # An absent (or null) section is made, so a key inside it can be set (cluster.nodes.1.node.
+                # capacity_factor where the node overrides nothing yet); a list entry cannot be made.
+                if _is_index(parts[depth + 1]):
+                    raise ScenarioError([f"{label}: {where} is not in the scenario, so it has no entry "
+                                         f"{_SHORT.repr(parts[depth + 1])}; write the list in the file first"])
+                target[part] = {}
+            target = target[part]
         else:
             raise ScenarioError([f"{label}: {_SHORT.repr('.'.join(parts[:depth]))} is a value, not a section"])
     return tuple(parts)
+
+
+def _list_indexes(length: int) -> str:
+    """The indexes of a list of `length` entries, in words."""
+    if length == 0:
+        return "the list is empty"
+    return "its only index is 0" if length == 1 else f"its indexes are 0 to {length - 1}"
 
 
 def _is_index(part: str | int) -> bool:

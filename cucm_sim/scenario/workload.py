@@ -39,13 +39,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import numpy as np
 
 from cucm_sim.errors import WorkLimitError
 from cucm_sim.rules.sccp import SCCP_WINDOW_S
+from cucm_sim.scenario.cluster import DevicePool
 from cucm_sim.scenario.hosts import DpcStorm
 from cucm_sim.scenario.schema import CallSurge, CpuSlowdown, Scenario, SignalBurst
 
@@ -63,6 +64,11 @@ each run until it ends (its job and scenario copy, then its row of runs.csv): 10
 SWEEP_BYTES_PER_RUN: Final = 5_400
 """Measured: 1,550 bytes per job (key and scenario copy) and 3,870 per runs.csv row (53 cells), over 100,000
 runs of a two-axis sweep of baseline.yaml."""
+SWEEP_BYTES_PER_METRIC: Final = 73
+"""Of those, one cell of a runs.csv row (3,870 / 53): what each metric a run has beyond a CUCM node's 46 adds
+(a cluster has 50 more and 46 per node)."""
+NODE_METRIC_COUNT: Final = 46
+"""How many metrics a CUCM node has (`metrics.METRICS`; a test keeps them equal)."""
 MAX_QUEUED_SIGNALS: Final[Mapping[str, int]] = {"batched": 50_000_000, "signal": 10_000_000}
 """Signals the four SDL queues may hold together before the run stops (per engine).  Measured per queued
 signal: 18 bytes in the batched engine (arrival time and tag in numpy chunks), 104 in the signal engine (a
@@ -372,7 +378,15 @@ def batched_block_seconds(scenario: Scenario) -> int:
 
 # ------------------------------------------------------------------ the estimate
 def estimate_run(scenario: Scenario) -> RunEstimate:
-    """The work `scenario` asks of the engine it names (`scenario.engine`); see the module doc for how."""
+    """The work `scenario` asks of the engine it names (`scenario.engine`); see the module doc for how, and
+    `_cluster_estimate` for a cluster."""
+    if scenario.cluster is not None:
+        return _cluster_estimate(scenario)
+    return _node_estimate(scenario)
+
+
+def _node_estimate(scenario: Scenario) -> RunEstimate:
+    """The estimate of one CUCM node (see the module doc)."""
     costs = ENGINE_COSTS[scenario.engine]
     segments = _segments(scenario)
     devices, load = scenario.devices, scenario.load
@@ -508,6 +522,137 @@ def estimate_run(scenario: Scenario) -> RunEstimate:
     return RunEstimate(scenario.engine, scenario.duration_s, total_signals, peak_signals_per_s, memory, wall,
                        backlog_signals, fluid.limit_at_s, fluid.offered_per_s, fluid.served_per_s, block_s,
                        tuple(contributions))
+
+
+# ------------------------------------------------------------------ a cluster
+def _cluster_estimate(scenario: Scenario) -> RunEstimate:
+    """The estimate of a cluster: the sum over its nodes of one node's estimate each, in one process.
+
+    Each node's scenario (`Scenario.node_scenarios`) carries every phone of the cluster and the cluster's
+    whole call rate, of which the node takes only the share of its registered phones.  So a node is estimated
+    as carrying its primary pools' phones (their keepalives at their pools' intervals, their chatty phones, a
+    cold start's storm) and their share of the calls (of `load.calls_per_s` or `calls_profile` and of every
+    call surge), with its own background, overrides and disturbances.  Beside that, its device table holds
+    every other phone of the cluster, whose keepalives, chatty events and calls it draws and drops
+    (`_other_phones`).  Phones that fail over load a secondary for a while instead;
+    the estimate does not know when a node fails, but each node's fluid model counts the registration storms
+    of its own phones after a Code Red it predicts.  The engines share one process (one base), and a backlog
+    passes `MAX_QUEUED_SIGNALS` when any node's does.  Contributions name the cluster's own fields
+    (`devices.pools.0.count`, `cluster.nodes.1.node.capacity_factor`) and the nodes they are at.
+    """
+    assert scenario.cluster is not None
+    costs = ENGINE_COSTS[scenario.engine]
+    pools, phones = scenario.devices.pools, scenario.devices.phone_count
+    estimates: list[tuple[str, RunEstimate]] = []
+    contributions: dict[tuple[str, str], list[tuple[str, Contribution]]] = {}
+    for k, (entry, node) in enumerate(zip(scenario.cluster.nodes, scenario.node_scenarios(), strict=True)):
+        own = [(p, pool) for p, pool in enumerate(pools) if pool.cm_group[0] == entry.name]
+        count = sum(pool.count for _, pool in own)
+        share = count / phones if phones else 1.0 / len(scenario.cluster.nodes)
+        kept = [index for index, d in enumerate(scenario.disturbances)  # as node_scenarios keeps them, in order
+                if isinstance(d, CallSurge) or getattr(d, "node", None) in (entry.name, None)]
+        assert len(kept) == len(node.disturbances)
+        estimate = _node_estimate(_own_load(scenario, node, [pool for _, pool in own], share))
+        fields = _cluster_fields(scenario, k, own, kept)
+        parts = list(estimate.contributions)
+        if phones > count:
+            other_phones = _other_phones(scenario, node, [pool for _, pool in own], share)
+            parts.append(other_phones)
+            estimate = replace(estimate, peak_memory_bytes=estimate.peak_memory_bytes + other_phones.memory_bytes,
+                               wall_s=estimate.wall_s + other_phones.wall_s)
+        calls = {"load.calls_per_s", "load.calls_profile",
+                 *(f"disturbances.{j}" for j, d in enumerate(node.disturbances) if isinstance(d, CallSurge))}
+        for part in parts:
+            field = fields.get(part.field, part.field)
+            shared = part.field in calls and share < 1
+            text = f"{part.text} (its phones' {share * 100:.0f} % of the calls)" if shared else part.text
+            contributions.setdefault((field, text), []).append((entry.name, part))
+        estimates.append((entry.name, estimate))
+    limited = [estimate for _, estimate in estimates if estimate.backlog_limit_at_s is not None]
+    first = min(limited, key=lambda estimate: estimate.backlog_limit_at_s or 0.0, default=None)
+    return RunEstimate(
+        scenario.engine, scenario.duration_s,
+        signals=sum(estimate.signals for _, estimate in estimates),
+        peak_signals_per_s=sum(estimate.peak_signals_per_s for _, estimate in estimates),
+        peak_memory_bytes=costs.base_bytes + sum(estimate.peak_memory_bytes - costs.base_bytes
+                                                 for _, estimate in estimates),
+        wall_s=sum(estimate.wall_s for _, estimate in estimates),
+        backlog_signals=max(estimate.backlog_signals for _, estimate in estimates),
+        backlog_limit_at_s=None if first is None else first.backlog_limit_at_s,
+        offered_per_s=0.0 if first is None else first.offered_per_s,
+        served_per_s=0.0 if first is None else first.served_per_s,
+        block_s=min(estimate.block_s for _, estimate in estimates),
+        contributions=tuple(_merged(field, text, parts) for (field, text), parts in contributions.items()),
+    )
+
+
+def _own_load(scenario: Scenario, node: Scenario, own: list[DevicePool], share: float) -> Scenario:
+    """A node's scenario (from `node_scenarios`) carrying only its primary pools' phones (`own`) and their
+    `share` of the calls, for its estimate (not validated: a share of a rate may be under a field's minimum)."""
+    count = sum(pool.count for pool in own)
+    keepalives_per_s = sum(pool.count / (pool.keepalive_interval_s or scenario.devices.keepalive_interval_s)
+                           for pool in own)
+    load = node.load.model_copy(update={
+        "calls_per_s": None if node.load.calls_per_s is None else node.load.calls_per_s * share,
+        "calls_profile": None if node.load.calls_profile is None else [
+            (t_s, rate * share) for t_s, rate in node.load.calls_profile]})
+    devices = node.devices.model_copy(update={
+        "count": count, "chatty": [group for pool in own for group in pool.chatty],
+        # one interval for all: the same keepalives per second as the pools' own intervals give
+        "keepalive_interval_s": count / keepalives_per_s if keepalives_per_s else node.devices.keepalive_interval_s})
+    disturbances = [d.model_copy(update={"calls_per_s": d.calls_per_s * share}) if isinstance(d, CallSurge) else d
+                    for d in node.disturbances]
+    return node.model_copy(update={"load": load, "devices": devices, "disturbances": disturbances})
+
+
+def _other_phones(scenario: Scenario, node: Scenario, own: list[DevicePool], share: float) -> Contribution:
+    """What a node's engine spends on the phones of other nodes' pools: its device table holds them, and it
+    draws their keepalives, their chatty events and their calls (at the whole rate) and drops those of phones
+    not registered with it (each such draw costs about what an event does)."""
+    costs = ENGINE_COSTS[scenario.engine]
+    duration_s = float(scenario.duration_s)
+    others = [pool for pool in scenario.devices.pools if pool not in own]
+    phones = sum(pool.count for pool in others)
+    keepalives = duration_s * sum(pool.count / (pool.keepalive_interval_s or scenario.devices.keepalive_interval_s)
+                                  for pool in others)
+    groups = [group for pool in others for group in pool.chatty]
+    chatty = sum(group.count * group.events_per_s * (min(group.end_s, duration_s) - min(group.start_s, duration_s))
+                 for group in groups)
+    segments = _segments(node)
+    calls = (1.0 - share) * sum(float((source.rate_per_s * segments.length_s).sum())
+                                for source in segments.sources if source.kind == "calls")
+    memory = phones * costs.bytes_per_device + sum(group.count for group in groups) * costs.bytes_per_chatty_device
+    wall = (keepalives * costs.wall_s_per_keepalive + chatty * costs.wall_s_per_chatty_event
+            + calls * costs.wall_s_per_plain_signal)
+    return Contribution("devices.pools", f"{phones:,} phones of other nodes' pools in its device table, their "
+                        "keepalives and calls drawn and dropped", 0.0, memory, wall)
+
+
+def _cluster_fields(scenario: Scenario, k: int, own: list[tuple[int, DevicePool]], kept: list[int]) -> dict[str, str]:
+    """Node `k`'s estimate's fields, as the cluster's scenario names them (its pools, its own overrides, the
+    disturbances' indexes in the whole list)."""
+    assert scenario.cluster is not None
+    entry = scenario.cluster.nodes[k]
+    fields = {"devices.count": f"devices.pools.{own[0][0]}.count" if len(own) == 1 else "devices.pools"}
+    chatty = [f"devices.pools.{p}.chatty.{j}" for p, pool in own for j in range(len(pool.chatty))]
+    fields.update((f"devices.chatty.{j}", field) for j, field in enumerate(chatty))
+    fields.update((f"disturbances.{j}", f"disturbances.{index}") for j, index in enumerate(kept))
+    if entry.load is not None:
+        fields.update((f"load.background.{j}", f"cluster.nodes.{k}.load.background.{j}")
+                      for j in range(len(entry.load.background)))
+    for section, override in (("node", entry.node), ("throttling", entry.throttling)):
+        if override is not None:
+            fields.update((f"{section}.{key}", f"cluster.nodes.{k}.{section}.{key}")
+                          for key in override.model_fields_set)
+    return fields
+
+
+def _merged(field: str, text: str, parts: list[tuple[str, Contribution]]) -> Contribution:
+    """The same contribution (`field`: `text`) at several nodes as one: their sums, the text saying where."""
+    names = [name for name, _ in parts]
+    return Contribution(field, f"{text} at {'each of ' if len(names) > 1 else ''}{', '.join(names)}",
+                        sum(part.signals for _, part in parts), sum(part.memory_bytes for _, part in parts),
+                        sum(part.wall_s for _, part in parts))
 
 
 @dataclass(frozen=True)
@@ -678,14 +823,18 @@ def _check_host_run(scenario: Scenario, source: str) -> None:
     ])
 
 
-def check_sweep(points: int, replications: int, source: str) -> None:
-    """Raise WorkLimitError if a sweep of `points` x `replications` runs passes MAX_SWEEP_RUNS."""
+def check_sweep(points: int, replications: int, source: str, metrics: int = NODE_METRIC_COUNT) -> None:
+    """Raise WorkLimitError if a sweep of `points` x `replications` runs passes MAX_SWEEP_RUNS, or, for runs of
+    more `metrics` than a CUCM node has (a cluster's, whose runs.csv rows are longer), the memory that many runs
+    of a node would keep."""
     runs = points * replications
-    if runs <= MAX_SWEEP_RUNS:
+    per_run_bytes = SWEEP_BYTES_PER_RUN + SWEEP_BYTES_PER_METRIC * max(0, metrics - NODE_METRIC_COUNT)
+    most_runs = MAX_SWEEP_RUNS * SWEEP_BYTES_PER_RUN // per_run_bytes
+    if runs <= most_runs:
         return
     raise WorkLimitError([
         f"{source}: the sweep has {points:,} points x {replications:,} replications = {runs:,} runs; a sweep "
-        f"makes at most {MAX_SWEEP_RUNS:,} (it keeps about {SWEEP_BYTES_PER_RUN / 1000:.1f} kB per run until it "
-        f"ends: {format_bytes(runs * SWEEP_BYTES_PER_RUN)} here); fewer grid values or replications, or "
-        f"{ALLOW_LARGE}"
+        f"{f'of runs with {metrics:,} metrics each ' if most_runs < MAX_SWEEP_RUNS else ''}makes at most "
+        f"{most_runs:,} (it keeps about {per_run_bytes / 1000:.1f} kB per run until it ends: "
+        f"{format_bytes(runs * per_run_bytes)} here); fewer grid values or replications, or {ALLOW_LARGE}"
     ])

@@ -5,7 +5,10 @@ how far a key can go before something happens.  The search probes values of the 
 overrides of the scenario, validated like any scenario), runs each probe `replications` times on an
 execution back end (`backends`) and narrows the interval [highest safe value, lowest tripped value] until
 it is no wider than the tolerance.  It assumes the condition becomes true as the value grows (more load,
-more trouble); a probe order that contradicts this is reported as it happened, not smoothed over.
+more trouble); a probe order that contradicts this is reported as it happened, not smoothed over.  In a
+cluster the key and the condition reach its parts: `--vary devices.pools.0.count --until
+"nodes.cm2.code_red_entries > 0"` asks how many phones of a pool whose primary fails can fail over onto cm2
+before cm2 enters Code Red.
 
 **The confidence rule.**  A probe is SAFE when the condition is false in every one of its R replications,
 and TRIPPED otherwise.  A value at which one run trips with probability p passes as safe with probability
@@ -47,6 +50,7 @@ from cucm_sim.scenario.loader import apply_overrides, parse_scenario
 from cucm_sim.scenario.schema import Scenario
 from cucm_sim.scenario.seeds import replication_seeds
 from cucm_sim.studies.backends import Backend, Job, Outcome, RunFunction, run_job
+from cucm_sim.studies.scenario_metrics import check_metrics
 
 DEFAULT_TOLERANCE_PARTS: Final = 64
 """Default tolerance: the initial range / 64 (six halvings after the first round); at least 1 for whole numbers."""
@@ -87,18 +91,21 @@ def search(
     when you have it: each probe then applies its value to it exactly as ``--set key=value`` would, so
     defaults derived from the varied key (setup_signals_per_call from signals_per_call) follow it; a
     Scenario is first dumped with every default resolved, which freezes them.  `key` is a dotted key as
-    in --set (``load.background.0.signals_per_s``); an integer field (``devices.count``) is searched in
-    whole numbers.  `tolerance` (the key's unit): stop when highest safe and lowest tripped are at most
-    this far apart; default (hi - lo) / 64, at least 1 for whole numbers.  The seed is made concrete first
-    (a missing one is drawn); replication r runs with the same seed at every probe.
+    in --set (``load.background.0.signals_per_s``, ``devices.pools.0.count``); an integer field
+    (``devices.count``) is searched in whole numbers.  `tolerance` (the key's unit): stop when highest safe
+    and lowest tripped are at most this far apart; default (hi - lo) / 64, at least 1 for whole numbers.  The
+    seed is made concrete first (a missing one is drawn); replication r runs with the same seed at every probe.
 
-    Everything a user can get wrong (the condition, lo >= hi, lo or hi out of the key's range, a key that
-    is not a number, a bad tolerance or replication count) is a UserError raised before anything runs.  A
-    failed run stops the search with `CapacityRunError`.  `progress` hears (probes done, runs done, runs
-    started) after every run.  `run` makes one job's run (tests substitute a model of the scenario).
+    Everything a user can get wrong (the condition, a metric the scenario's runs lack such as a node its
+    cluster does not have, lo >= hi, lo or hi out of the key's range, a key that is not a number, a bad
+    tolerance or replication count) is a UserError raised before anything runs.  A failed run stops the
+    search with `CapacityRunError`.  `progress` hears (probes done, runs done, runs started) after every run.
+    `run` makes one job's run (tests substitute a model of the scenario).
     """
     parsed = Condition.parse(condition) if isinstance(condition, str) else condition
-    data, name, root_seed = _base_data(scenario, source, key)
+    data, validated = _base_data(scenario, source, key)
+    name, root_seed = validated.name, _seed(validated)
+    check_metrics(validated, [(f"--until {str(condition)!r}", parsed.metric)])  # e.g. a node the cluster lacks
     integer = _check_inputs(data, source, key, lo, hi, replications)
     lo, hi = (int(lo), int(hi)) if integer else (float(lo), float(hi))
     tolerance = _tolerance(tolerance, lo, hi, integer)
@@ -233,8 +240,8 @@ def _inner_points(low: float, high: float, count: int, integer: bool) -> list[fl
 
 
 # ------------------------------------------------------------------ checks before anything runs
-def _base_data(scenario: Scenario | Mapping[str, Any], source: str, key: str) -> tuple[dict[str, Any], str, int]:
-    """(plain data to override, scenario name, root seed): validated, with a concrete seed.
+def _base_data(scenario: Scenario | Mapping[str, Any], source: str, key: str) -> tuple[dict[str, Any], Scenario]:
+    """(plain data to override, the scenario it validates to): with a concrete seed.
 
     Sections on the way to `key` that the data leaves out are filled in from the resolved scenario (their
     defaults), so ``node.signal_service_time_ms.mean`` can be varied in a scenario that never names the
@@ -248,8 +255,12 @@ def _base_data(scenario: Scenario | Mapping[str, Any], source: str, key: str) ->
         validated = parse_scenario(data, source).with_concrete_seed()
         data["seed"] = validated.seed
         _fill_path(data, validated.resolved_data(), key.split(".")[:-1])
-    assert validated.seed is not None
-    return data, validated.name, validated.seed
+    return data, validated
+
+
+def _seed(scenario: Scenario) -> int:
+    assert scenario.seed is not None
+    return scenario.seed
 
 
 def _fill_path(data: dict[str, Any], resolved: Mapping[str, Any], parts: Sequence[str]) -> None:
@@ -259,6 +270,8 @@ def _fill_path(data: dict[str, Any], resolved: Mapping[str, Any], parts: Sequenc
     for part in parts:
         if isinstance(target, dict) and isinstance(source, dict) and part in source:
             if target.get(part) is None:
+                if source[part] is None:  # an optional section left out (a cluster node's `node`): --set makes it
+                    return
                 target[part] = copy.deepcopy(source[part])
             target, source = target[part], source[part]
         elif (isinstance(target, list) and isinstance(source, list) and part.isdigit()

@@ -44,6 +44,7 @@ from cucm_sim.scenario.schema import (
 )
 from cucm_sim.scenario.seeds import derive_seed
 from cucm_sim.scenario.workload import check_run, check_sweep
+from cucm_sim.studies.scenario_metrics import check_metrics
 
 MAX_POINTS: Final = 100_000
 """The most grid points a sweep may have (every one is validated up front)."""
@@ -223,10 +224,12 @@ def design_sweep(data: Any, source: str, *, overrides: Sequence[str] = (), grid:
     """Validate a sweep of the scenario `data` (parsed YAML; `source` names it in messages).
 
     `grid` (--grid options), when given, replaces the `sweep:` block's grid; `replications` and `metrics`,
-    when given, replace the block's (defaults: 3 and DEFAULT_SWEEP_METRICS).  Every point is validated; a
-    UserError lists every problem (each distinct one once, with the first point that has it).  Unless
-    `allow_large`, a sweep of more runs than `workload.MAX_SWEEP_RUNS`, or with a point whose run passes
-    `workload.check_run`'s limits, is a WorkLimitError.
+    when given, replace the block's (defaults: 3 and DEFAULT_SWEEP_METRICS); a metric must be one of the
+    scenario's (a per-node metric names one of its cluster's nodes).  Every point is validated, and must have
+    the scenario's metrics (the grid may not rename a node or a link); a UserError lists every problem (each
+    distinct one once, with the first point that has it).  Unless `allow_large`, a sweep of more runs than
+    `workload.check_sweep` allows (`MAX_SWEEP_RUNS`, fewer for a cluster's longer rows), or with a point whose
+    run passes `workload.check_run`'s limits, is a WorkLimitError.
     """
     base = parse_scenario(data, source, overrides)  # the scenario and its sweep: block, --set applied
     spec = base.sweep
@@ -239,19 +242,37 @@ def design_sweep(data: Any, source: str, *, overrides: Sequence[str] = (), grid:
     defaults = DEFAULT_SWEEP_METRICS if base.has_node else DEFAULT_HOST_SWEEP_METRICS
     given = spec is not None and "metrics" in spec.model_fields_set
     chosen_metrics = _metrics(metrics) if metrics else tuple(spec.metrics if spec and given else defaults)
+    check_metrics(base, [(f"--metric {name}", name) for name in metrics])  # e.g. a node the cluster lacks
     count = math.prod(len(axis.values) for axis in axes)
     if count > MAX_POINTS:
         raise UserError([f"{source}: the grid has {count:,} points; a sweep has at most {MAX_POINTS:,}"])
     chosen_replications = replications if replications is not None else spec.replications if spec else 3
     if not allow_large:  # before the points are made: that alone takes memory and time in proportion
-        check_sweep(count, chosen_replications, source)
+        check_sweep(count, chosen_replications, source, len(base.metric_paths()))
     plain = {name: value for name, value in apply_overrides(data, overrides).items() if name != "sweep"}
     points = _points(plain, source, axes)
+    _same_parts(base, points, source)
     if not allow_large:
         for point in points:
             check_run(point.scenario, f"{source}, grid point {point.index}")
     return SweepDesign(source, base.model_copy(update={"sweep": None}), axes, points, chosen_replications,
                        chosen_metrics)
+
+
+def _parts(scenario: Scenario) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
+    """What decides a scenario's metrics (`Scenario.metric_paths`): a CUCM node or not, its links', its nodes'
+    names."""
+    return scenario.has_node, tuple(link.name for link in scenario.links), scenario.node_names
+
+
+def _same_parts(base: Scenario, points: Sequence[Point], source: str) -> None:
+    """UserError unless every point has the base scenario's metrics: runs.csv has one set of columns."""
+    parts = _parts(base)
+    for point in points:
+        if _parts(point.scenario) != parts:
+            raise UserError([f"{source}, grid point {point.index}: the grid changes which nodes, links or parts "
+                             "the scenario has, and with them its metrics; every point of a sweep must have the same "
+                             "metrics (the columns of runs.csv): vary their settings, not their names"])
 
 
 def _metrics(names: Sequence[str]) -> tuple[str, ...]:

@@ -6,7 +6,8 @@ writes, in DIR:
 - `sweep.json`, the manifest, first: the resolved scenario with its root seed, the axes and their values,
   replications, metrics and the cucm-sim version.  `--resume` refuses a DIR whose manifest differs from the
   sweep asked for, and says what differs; a scenario without a seed takes the manifest's root seed back.
-- `runs.csv`, one row per run: `point,replication,<grid keys>,seed,status,error,<every metric>,wall_s`.
+- `runs.csv`, one row per run: `point,replication,<grid keys>,seed,status,error,<every metric>,wall_s`
+  (a cluster's every metric: its totals, its own metrics, then `nodes.NAME.METRIC` for each node).
   Each finished run is appended, flushed and fsync'd as it completes, so a Ctrl-C or a killed process
   loses no finished run.  When every run is done the file is rewritten (`files.write_text_atomically`) in
   (point, replication) order, so its bytes depend neither on the order runs finished in nor on the backend;
@@ -28,6 +29,7 @@ counts them.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -289,8 +291,15 @@ def _json(value: Any) -> str:
 
 # ------------------------------------------------------------------ runs.csv
 def _metrics(design: SweepDesign) -> tuple[Metric, ...]:
-    """The metrics runs.csv and points.csv hold: the scenario's (its CUCM node's, or its hosts' and links')."""
-    return catalogue(design.scenario.has_node, [link.name for link in design.scenario.links])
+    """The metrics runs.csv and points.csv hold: the scenario's (its CUCM node's, a cluster's totals, own metrics
+    and every node's `nodes.NAME.METRIC`, or its hosts' and links'); every point has the same (`grid`)."""
+    scenario = design.scenario
+    return _catalogue(scenario.has_node, tuple(link.name for link in scenario.links), scenario.node_names)
+
+
+@functools.lru_cache(maxsize=16)  # asked for at every row: a cluster of 8 nodes has 550 metrics
+def _catalogue(has_node: bool, links: tuple[str, ...], nodes: tuple[str, ...]) -> tuple[Metric, ...]:
+    return catalogue(has_node, links, nodes)
 
 
 def runs_header(design: SweepDesign) -> list[str]:
