@@ -340,3 +340,11 @@ def test_a_sweep_of_a_cluster_keeps_more_per_run_and_so_makes_fewer() -> None:
         check_sweep(most + 1, 1, "sweep.yaml", metrics)
     (problem,) = excinfo.value.problems
     assert f"a sweep of runs with {metrics} metrics each makes at most {most:,}" in problem
+
+
+def test_a_sweep_figure_labels_a_node_metric_with_its_unit() -> None:
+    from cucm_sim.report.sweep_plots import metric_style
+
+    assert metric_style("nodes.cm2.calls_rejected_fraction") == ("nodes.cm2.calls_rejected_fraction (%)", "%", 100.0)
+    assert metric_style("nodes.cm2.dial_tone_delay_ms.p95")[1] == "ms"
+    assert metric_style("phone_failovers")[1] == "count"

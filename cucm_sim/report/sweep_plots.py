@@ -40,7 +40,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from matplotlib.transforms import Bbox
 from numpy.typing import NDArray
 
-from cucm_sim.measures.metrics import HISTOGRAM_QUANTILES, METRICS
+from cucm_sim.measures.metrics import CLUSTER_METRICS, HISTOGRAM_QUANTILES, METRICS, node_metric
 from cucm_sim.measures.stats import QUANTILE_RESOLUTION_TEXT
 from cucm_sim.report.formats import format_label
 
@@ -197,7 +197,9 @@ def metric_style(path: str) -> tuple[str, str, float]:
 
 
 def _style(path: str) -> _MetricStyle:
-    metric = next((metric for metric in METRICS if metric.path == path), None)
+    per_node = node_metric(path)
+    own = per_node[1] if per_node else path  # a cluster node's metric has the node metric's unit
+    metric = next((metric for metric in (*METRICS, *CLUSTER_METRICS) if metric.path == own), None)
     if metric is None:
         return _MetricStyle(path, "", 1.0, path)
     if metric.unit == "fraction":
