@@ -40,13 +40,14 @@ def test_readme_sweep_and_capacity_commands_run(tmp_path: pathlib.Path) -> None:
 
     from cucm_sim.cli import main
 
-    shown = [line for line in README.splitlines() if line.startswith(("cucm-sim sweep ", "cucm-sim capacity "))]
-    assert [line.split()[1] for line in shown] == ["sweep", "capacity"]
+    joined = README.replace("\\\n", " ")  # a command continued on the next line is one command
+    shown = [line for line in joined.splitlines() if line.startswith(("cucm-sim sweep ", "cucm-sim capacity "))]
+    assert [line.split()[1] for line in shown] == ["sweep", "capacity", "capacity"]
     expected = {"sweep": ["sweep.json", "runs.csv", "points.csv", "sweep.png"],
                 "capacity": ["capacity.json", "probes.csv", "capacity.png"]}
-    for line in shown:
+    for number, line in enumerate(shown):
         words = shlex.split(line)[1:]
-        out_dir = tmp_path / words[0]
+        out_dir = tmp_path / f"{words[0]}{number}"
         result = CliRunner().invoke(main, [*words, "--set", "duration_s=60", "--replications", "2", "--workers", "1",
                                            "--out", str(out_dir)], catch_exceptions=False)
         assert result.exit_code == 0, result.output
