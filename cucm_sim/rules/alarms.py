@@ -81,6 +81,11 @@ def device_name(device: int) -> str:
     return f"SEP{device:012X}"
 
 
+def device_number(name: str) -> int:
+    """The index of the simulated phone that goes by SCCP device `name` (the inverse of `device_name`)."""
+    return int(name[3:], 16)
+
+
 def device_closed(
     t_s: float, device: int, total_events: int, max_events_allowed: int, throttled_so_far: int
 ) -> Alarm:

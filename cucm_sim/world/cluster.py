@@ -52,6 +52,7 @@ from cucm_sim.rules.alarms import (
     DEVICE_INITIATED_UNREGISTER,
     SCCP_DEVICE_THROTTLING,
     Alarm,
+    device_number,
     device_unregistered,
 )
 from cucm_sim.scenario.schema import Scenario
@@ -140,10 +141,11 @@ class ClusterPhones:
         """No node in Code Yellow or down, and no move pending: no node can fail within a span."""
         return not self._moves and not any(self.yellow) and all(back is None for back in self.back_at_s)
 
-    def due(self, before_s: float, engines: list[NodeEngine]) -> None:
+    def due(self, before_s: float) -> None:
         """Hand the engines every planned move before `before_s` (s) that still holds; from now on a move
         planned before that time is handed over at once."""
         self._handed_before_s = max(self._handed_before_s, before_s)
+        engines = self.engines
         while self._moves and self._moves[0][0] < self._handed_before_s:
             _, _, move = heapq.heappop(self._moves)
             if move.ticket != self.ticket[move.device]:
@@ -151,9 +153,9 @@ class ClusterPhones:
             if move.kind == ARRIVE:
                 _deliver(engines[move.node], move.t_s, PhoneArrives(move.device))
             elif self.back_at_s[move.node] is None and self.node_of[move.device] == move.source:
-                self._rehome(move, engines)
+                self._rehome(move)
 
-    def hear(self, node: int, alarm: Alarm, engines: list[NodeEngine]) -> None:
+    def hear(self, node: int, alarm: Alarm) -> None:
         """React to node `node`'s alarm, at the alarm's own time."""
         if alarm.name == CODE_YELLOW_ENTRY:
             self.yellow[node] = True
@@ -162,16 +164,16 @@ class ClusterPhones:
         elif alarm.name == CODE_RED_ENTRY:
             self.yellow[node] = False
             self.back_at_s[node] = alarm.t_s + self.restart_s[node]
-            self._node_down(node, alarm.t_s, engines)
+            self._node_down(node, alarm.t_s)
         elif alarm.name == CALLMANAGER_ONLINE:
             self.back_at_s[node] = None
             self._node_back(node, alarm.t_s)
         elif alarm.name == DEVICE_CLOSE_MAX_EVENTS_EXCEEDED:
-            device = int(str(alarm.params["DeviceName"])[3:], 16)
+            device = device_number(str(alarm.params["DeviceName"]))
             self.alarms[node].append(device_unregistered(alarm.t_s, device, SCCP_DEVICE_THROTTLING))
 
     # ------------------------------------------------------------------ the rules
-    def _node_down(self, node: int, t_s: float, engines: list[NodeEngine]) -> None:
+    def _node_down(self, node: int, t_s: float) -> None:
         table = self.tables[node]
         back_s = self.back_at_s[node]
         assert back_s is not None
@@ -197,7 +199,7 @@ class ClusterPhones:
             if at_s < back_s:
                 self._go_on(device, at_s)
             else:  # the engine forgot what it was handed before its restart: hand it again
-                self._arrive(device, node, at_s, engines[node])
+                self._arrive(device, node, at_s, self.engines[node])
         table.unregister_all()
 
     def _node_back(self, node: int, t_s: float) -> None:
@@ -234,7 +236,8 @@ class ClusterPhones:
         else:
             self._plan(move)
 
-    def _rehome(self, move: Move, engines: list[NodeEngine]) -> None:
+    def _rehome(self, move: Move) -> None:
+        engines = self.engines
         t_s = max(move.t_s, engines[move.source].committed_until_s(), engines[move.node].committed_until_s())
         engines[move.source].deliver(t_s, PhoneLeaves(move.device))
         if self.tables[move.source].array[move.device] != UNREGISTERED:
@@ -247,7 +250,7 @@ class ClusterPhones:
     def _plan(self, move: Move) -> None:
         heapq.heappush(self._moves, (move.t_s, next(self._seq), move))
         if move.t_s < self._handed_before_s:  # its time comes before the world's next hand-over
-            self.due(self._handed_before_s, self.engines)
+            self.due(self._handed_before_s)
 
     def _new_ticket(self, device: int) -> int:
         self.ticket[device] += 1

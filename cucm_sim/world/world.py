@@ -123,7 +123,7 @@ class World:
 
     def _cluster_hears(self, index: int, alarm: Alarm) -> None:
         assert self.cluster is not None
-        self.cluster.hear(index, alarm, self._engines)
+        self.cluster.hear(index, alarm)
         self._set_lookahead()
 
     def _set_lookahead(self) -> None:
@@ -140,7 +140,7 @@ class World:
         assert self.cluster is not None
         yield self.env.timeout(0.5)
         while self.env.now < self.end_s:
-            self.cluster.due(self.env.now + 1.5, self._engines)
+            self.cluster.due(self.env.now + 1.5)
             self._set_lookahead()
             yield self.env.timeout(1.0)
 
