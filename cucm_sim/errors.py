@@ -56,3 +56,7 @@ class OutputExistsError(UserError):
 class WorkLimitError(UserError):
     """A run or a sweep that would ask for more time or memory than the documented limits allow
     (docs/limits.md), refused before it starts or stopped when its backlog outgrows memory."""
+
+
+class RecordingError(UserError):
+    """A Perfmon recording (PDH-CSV) that cannot be read: its message names the file and the line."""

@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "rules": 1,  # throttling, sccp, alarms, priorities: pure, explicit now
     "measures": 2,  # stats, metrics, timeline columns
+    "perfmon": 2,  # Perfmon counter names and the PDH-CSV layout
     "scenario": 3,  # schema, hosts, loader, distributions, profiles, seeds, workload
     "sdl": 4,  # the router thread's block algebra
     "host": 5,  # processors and DPC queues, NIC rings, heartbeat links

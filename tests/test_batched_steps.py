@@ -58,7 +58,8 @@ def _node(
     )
     return NodeSnapshot(
         constants, RouterState.idle(), fixed_draws(), fixed_draws(), 1.0, False, device_states,
-        int(np.count_nonzero(device_states == REGISTERED)), calls_in_progress or {}, 0, None, None, [], {}, 0, False,
+        int(np.count_nonzero(device_states == REGISTERED)), calls_in_progress or {}, 0, None, None, 0, [], {}, 0,
+        False,
     )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cucm_sim.errors import WorkLimitError
-from cucm_sim.measures.timeline import TIMELINE_COLUMNS
+from cucm_sim.measures.timeline import QUEUE_PROCESSED_COLUMNS, TIMELINE_COLUMNS
 from cucm_sim.rules.alarms import CODE_YELLOW_ENTRY, Alarm
 from cucm_sim.rules.throttling import ThrottleState, ThrottleStateMachine
 
@@ -55,6 +55,8 @@ class Readings:
     skinny_devices_throttled: int
     registered_devices: int
     capacity_factor: float
+    processed_by_queue: Sequence[int]
+    """`signals_processed` per queue, highest first."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ class SecondEnds:
         self.throttle = throttle
         self.backlog_limit = backlog_limit
         self.timeline: dict[str, np.ndarray] = {
-            name: np.zeros(duration_s, dtype=np.float64) for name in TIMELINE_COLUMNS if name != "state"
+            name: np.zeros(duration_s, dtype=np.float64)
+            for name in (*TIMELINE_COLUMNS, *QUEUE_PROCESSED_COLUMNS) if name != "state"
         }
         self.states = np.empty(duration_s, dtype="<U10")
         self.max_average_expected_delay_ms = 0.0
@@ -134,6 +137,8 @@ class SecondEnds:
         timeline["skinny_devices_throttled"][row] = now.skinny_devices_throttled
         timeline["registered_devices"][row] = now.registered_devices
         timeline["capacity_factor"][row] = now.capacity_factor
+        for name, processed in zip(QUEUE_PROCESSED_COLUMNS, now.processed_by_queue, strict=True):
+            timeline[name][row] = processed
         if self.backlog_limit is not None and high + normal + low + lowest > self.backlog_limit.max_queued_signals:
             raise self._backlog_error(row)
 

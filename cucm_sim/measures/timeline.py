@@ -6,6 +6,8 @@ were rejected); the expected-delay sample and the average are taken at its end, 
 ``t_s = k`` shows its new state from row k + 1 on.
 Counts (`signals_processed`, `calls_attempted`, `calls_rejected`) are per that second; queue depths and
 `registered_devices` are read at `t_s`; `skinny_devices_throttled` is cumulative (as the perfmon counter).
+`QUEUE_PROCESSED_COLUMNS` split `signals_processed` by queue: a node's timeline holds them, timeline.csv
+does not (its columns stay as users' scripts read them); signals_by_queue.csv does.
 """
 
 from __future__ import annotations
@@ -29,3 +31,11 @@ TIMELINE_COLUMNS: Final[tuple[str, ...]] = (
     "registered_devices",
     "capacity_factor",
 )
+
+QUEUE_PROCESSED_COLUMNS: Final[tuple[str, ...]] = (
+    "signals_processed_high",
+    "signals_processed_normal",
+    "signals_processed_low",
+    "signals_processed_lowest",
+)
+"""Signals handled in the second per queue, highest first (they add up to `signals_processed`)."""

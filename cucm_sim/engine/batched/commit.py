@@ -39,6 +39,7 @@ def commit_block(
         last = int(np.argmax(served.end_s))
         if served.end_s[last] >= t1_s:  # the one still in service at t1
             state.uncounted_end_s = float(served.end_s[last])
+            state.uncounted_queue = queue
             if served.tags[last] != NO_TAG:
                 carried = (float(served.end_s[last]), int(served.tags[last]), float(served.arrival_s[last]))
     if state.carried is not None and state.carried[0] >= t1_s:

@@ -301,5 +301,5 @@ class BatchedNodeModel:
             counted.depths[end_index] if self._up else [0] * QUEUES, int(counted.processed[index]),
             int(counted.attempted[index]), int(counted.rejected[index]), counted.skinny[end_index],
             counted.registered[end_index] if self._up else self.state.phones.registered,
-            capacity_factor_at(self._breakpoints, now_s),
+            capacity_factor_at(self._breakpoints, now_s), counted.processed_by_queue[:, index].tolist(),
         ))

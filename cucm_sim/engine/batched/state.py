@@ -78,6 +78,8 @@ class NodeSnapshot:
     """The tagged signal in service at the block's start, when it is one."""
     uncounted_end_s: float | None
     """The end (s) of the service in progress at the block's start, not counted yet as processed."""
+    uncounted_queue: int
+    """The queue of that signal."""
     sccp_ring: Sequence[RingBlock]
     last_close_s: Mapping[int, float]
     """When the SCCP limiter last closed each device (s): its events before that no longer count."""
@@ -118,6 +120,7 @@ class NodeState:
     next_call_id: int = 0
     carried: Completion | None = None
     uncounted_end_s: float | None = None
+    uncounted_queue: int = 0
     sccp_ring: list[RingBlock] = field(default_factory=list)
     """The device events of the blocks that end within the SCCP window (and a second) of the last one."""
     last_close_s: dict[int, float] = field(default_factory=dict)
@@ -129,7 +132,7 @@ class NodeState:
         return NodeSnapshot(
             constants, self.router, self.draws, self.follow_draws, capacity_factor, in_yellow, self.phones.array,
             self.phones.registered, self.calls_in_progress, self.next_call_id, self.carried, self.uncounted_end_s,
-            self.sccp_ring, self.last_close_s, self.totals.skinny_devices_throttled, chained,
+            self.uncounted_queue, self.sccp_ring, self.last_close_s, self.totals.skinny_devices_throttled, chained,
         )
 
     def crash(self, now_s: float) -> int:

@@ -32,6 +32,8 @@ class Rows:
     starts: np.ndarray
     wait_s: np.ndarray
     processed: np.ndarray
+    processed_by_queue: np.ndarray
+    """(QUEUES, rows): `processed` per queue."""
     attempted: np.ndarray
     rejected: np.ndarray
     end_rows: list[int]
@@ -47,6 +49,7 @@ class Rows:
         self.starts[0] += piece.starts[0]
         self.wait_s[0] += piece.wait_s[0]
         self.processed[0] += piece.processed[0]
+        self.processed_by_queue[:, 0] += piece.processed_by_queue[:, 0]
         self.attempted[0] += piece.attempted[0]
         self.rejected[0] += piece.rejected[0]
 
@@ -80,20 +83,23 @@ def tally(
     rows = math.ceil(t1_s) - first_row
     inner_s = np.arange(first_row + 1, first_row + rows, dtype=float)  # second boundaries inside
 
-    starts, wait_s, processed = np.zeros(rows, dtype=np.int64), np.zeros(rows), np.zeros(rows, dtype=np.int64)
+    starts, wait_s = np.zeros(rows, dtype=np.int64), np.zeros(rows)
+    by_queue = np.zeros((QUEUES, rows), dtype=np.int64)
     if plan is not None:
-        for served in plan.served:
+        for q, served in enumerate(plan.served):
             for run in served.runs():  # start_s and end_s are sorted within a run
                 start_s, end_s = served.start_s[run], served.end_s[run]
                 started_in_row, waited_s = counts_and_sums_per_row(start_s, served.wait_s[run], inner_s)
                 starts += started_in_row
                 wait_s += waited_s
-                processed += counts_per_row(end_s[:np.searchsorted(end_s, t1_s, side="left")], inner_s)
+                by_queue[q] += counts_per_row(end_s[:np.searchsorted(end_s, t1_s, side="left")], inner_s)
         if node.uncounted_end_s is not None and node.uncounted_end_s < t1_s:
-            processed[min(math.floor(node.uncounted_end_s) - first_row, rows - 1)] += 1
+            by_queue[node.uncounted_queue, min(math.floor(node.uncounted_end_s) - first_row, rows - 1)] += 1
+    processed = by_queue.sum(axis=0)
     rejected = counts_per_row(np.array(d.rejected_s), inner_s) if d is not None else np.zeros(rows, dtype=np.int64)
     attempted = counts_per_row(calls_made(node.constants, primary, d), inner_s)
-    counted = Rows(first_row, starts, wait_s, processed, attempted, rejected.astype(np.int64), [], [], [], [], [])
+    counted = Rows(first_row, starts, wait_s, processed, by_queue, attempted, rejected.astype(np.int64),
+                   [], [], [], [], [])
     ends_s = np.arange(math.floor(t0_s) + 1, math.floor(t1_s) + 1, dtype=float)
     if not len(ends_s):
         return counted

@@ -74,6 +74,8 @@ class SdlRouter:
         self.up = True
         self.in_service = False
         self.signals_processed = 0
+        self.processed_by_queue = [0] * len(PRIORITIES)
+        """Signals handled so far, per queue (highest first)."""
         self._service_ms = service_ms
         self._on_wait = on_wait
         self._idle: simpy.Event | None = None
@@ -139,6 +141,7 @@ class SdlRouter:
                 yield env.timeout(service_s)
                 self.in_service = False
                 self.signals_processed += 1
+                self.processed_by_queue[priority] += 1
                 if on_done is not None:
                     on_done(wait_s, service_s)
             except simpy.Interrupt:
@@ -173,7 +176,7 @@ class NodeModel:
         self._second_starts = 0
         self._second_calls_attempted = 0
         self._second_calls_rejected = 0
-        self._processed_at_last_sample = 0
+        self._processed_at_last_sample = [0] * len(PRIORITIES)
 
         # Totals.
         self.calls_attempted = 0
@@ -508,11 +511,13 @@ class NodeModel:
                 if alarm.name == CODE_RED_ENTRY:
                     self._code_red()
             self.seconds.write_row(row, state_during_second, delay_ms, sample, Readings(
-                router.queue_depths(), router.signals_processed - self._processed_at_last_sample,
+                router.queue_depths(), router.signals_processed - sum(self._processed_at_last_sample),
                 self._second_calls_attempted, self._second_calls_rejected, self.skinny_devices_throttled,
                 self.phones.registered, router.capacity_factor,
+                [now - then for now, then in zip(router.processed_by_queue, self._processed_at_last_sample,
+                                                 strict=True)],
             ))
-            self._processed_at_last_sample = router.signals_processed
+            self._processed_at_last_sample = list(router.processed_by_queue)
             self._second_wait_sum_s = 0.0
             self._second_starts = 0
             self._second_calls_attempted = 0
