@@ -3,18 +3,19 @@ each ends (exit 0, 1, 2, 130).
 
 - `app`: the group `main`, SIGTERM as Ctrl-C, the exit codes and what the commands share.
 - `run`: `run` and `explain`.  `scenarios`: `validate`, `metrics`, `schema`, `params`.
-- `check`: `check`.  `studies`: `sweep` and `capacity`.  `progress`: the progress bars.
+- `check`: `check`.  `studies`: `sweep` and `capacity`.  `export`: `export` (Perfmon CSV, syslog).
+- `progress`: the progress bars.
 
 `main` is the console script's entry point; `python -m cucm_sim.cli` runs it too.
 """
 
 from __future__ import annotations
 
-from cucm_sim.cli import check, run, scenarios, studies
+from cucm_sim.cli import check, export, run, scenarios, studies
 from cucm_sim.cli.app import main
 
 for command in (run.run, run.explain, scenarios.validate, scenarios.metrics, scenarios.schema, scenarios.params,
-                check.check, studies.sweep, studies.capacity):
+                check.check, studies.sweep, studies.capacity, export.export):
     main.add_command(command)
 
 __all__ = ["main"]
