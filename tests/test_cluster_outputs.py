@@ -261,8 +261,8 @@ def test_run_prints_the_totals_and_one_line_per_node(tmp_path: Path) -> None:
     node_lines = [line for line in result.output.splitlines() if line.strip("│ ").startswith(NODES)]
     assert len(node_lines) == len(NODES)
     assert sorted((tmp_path / "out").iterdir()) == sorted(
-        tmp_path / "out" / name for name in ("summary.json", "timeline.csv", "alarms.csv", "scenario.resolved.yaml",
-                                             "narrative.txt"))
+        tmp_path / "out" / name for name in ("summary.json", "timeline.csv", "alarms.csv", "alarms.log",
+                                             "scenario.resolved.yaml", "narrative.txt"))
 
 
 # ------------------------------------------------------------------ one node: no node column

@@ -1,7 +1,8 @@
 """Writing a run's results to a directory, atomically.
 
-Owns the files of a result directory: summary.json, timeline.csv, alarms.csv, scenario.resolved.yaml,
-narrative.txt (the run's story, `cucm_sim.report.narrative`) and timeline.png, and reading one back (`read_run`).
+Owns the files of a result directory: summary.json, timeline.csv, alarms.csv, alarms.log (the alarms as CUCM
+syslog lines, `syslog`), scenario.resolved.yaml, narrative.txt (the run's story, `cucm_sim.report.narrative`) and
+timeline.png, and reading one back (`read_run`, which needs no alarms.log).
 A run of hosts and links alone writes events.log in place of alarms.csv, and its own timeline columns, story
 and figure (`host_files`, `host_narrative`, `host_plot`).  A cluster's timeline.csv and alarms.csv lead each
 row with its node (`cluster_files` says which rows are whose), and its story and figure are its own
@@ -43,6 +44,7 @@ from cucm_sim.report.files import DirectoryKind, PreparedDirectory, prepare_dire
 from cucm_sim.report.host_files import EVENTS_LOG, events_log, parse_events_log
 from cucm_sim.report.host_narrative import narrate_hosts
 from cucm_sim.report.narrative import narrate, narrative_text
+from cucm_sim.report.syslog import ALARMS_LOG, syslog_text
 from cucm_sim.rules.alarms import ALARM_COLUMNS, CLUSTER_ALARM_COLUMNS, Alarm
 from cucm_sim.rules.throttling import ThrottleState
 from cucm_sim.run.cluster import NodeRun
@@ -52,7 +54,7 @@ from cucm_sim.scenario.schema import Scenario
 
 RESULT_FILES = (
     "summary.json", "timeline.csv", "alarms.csv", "scenario.resolved.yaml", "narrative.txt", "timeline.png",
-    EVENTS_LOG,
+    EVENTS_LOG, ALARMS_LOG,
 )
 SUMMARY_KEYS = ("scenario", "seed", "duration_s", "engine")
 """summary.json's keys besides the metrics (`metrics.METRICS`), all of which it holds too."""
@@ -216,6 +218,7 @@ def _result_texts(result: RunResult) -> dict[str, str]:
             "summary.json": summary_json(result.summary),
             "timeline.csv": cluster_timeline_csv(result.nodes),
             "alarms.csv": cluster_alarms_csv(result.nodes),
+            ALARMS_LOG: syslog_text(result),
             "scenario.resolved.yaml": resolved_yaml(result.scenario),
         }
     if not result.scenario.has_node:
@@ -229,6 +232,7 @@ def _result_texts(result: RunResult) -> dict[str, str]:
         "summary.json": summary_json(result.summary),
         "timeline.csv": timeline_csv(result),
         "alarms.csv": alarms_csv(result),
+        ALARMS_LOG: syslog_text(result),
         "scenario.resolved.yaml": resolved_yaml(result.scenario),
     }
 
