@@ -28,8 +28,8 @@ from cucm_sim.rules.throttling import ThrottlingParams
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
-RESULT_FILES = ("summary.json", "timeline.csv", "alarms.csv", "alarms.log", "scenario.resolved.yaml",
-                "narrative.txt")
+RESULT_FILES = ("summary.json", "timeline.csv", "alarms.csv", "alarms.log", "signals_by_queue.csv",
+                "scenario.resolved.yaml", "narrative.txt")
 TIMELINE_HEADER = (
     "t_s,state,expected_delay_ms,average_expected_delay_ms,throttling_sample_activity,queue_high,queue_normal,"
     "queue_low,queue_lowest,signals_processed,calls_attempted,calls_rejected,skinny_devices_throttled,"

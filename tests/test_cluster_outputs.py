@@ -262,7 +262,7 @@ def test_run_prints_the_totals_and_one_line_per_node(tmp_path: Path) -> None:
     assert len(node_lines) == len(NODES)
     assert sorted((tmp_path / "out").iterdir()) == sorted(
         tmp_path / "out" / name for name in ("summary.json", "timeline.csv", "alarms.csv", "alarms.log",
-                                             "scenario.resolved.yaml", "narrative.txt"))
+                                             "signals_by_queue.csv", "scenario.resolved.yaml", "narrative.txt"))
 
 
 # ------------------------------------------------------------------ one node: no node column

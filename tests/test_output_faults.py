@@ -32,8 +32,8 @@ TINY = {
 LONG = {**TINY, "name": "long", "duration_s": 30 * 86_400,
         "load": {"background": [{"signals_per_s": 2000}], "calls_per_s": 20, "signals_per_call": 20}}
 """A run that takes minutes: long enough to be caught in the middle by a signal."""
-RUN_FILES = ["alarms.csv", "alarms.log", "narrative.txt", "scenario.resolved.yaml", "summary.json", "timeline.csv",
-             "timeline.png"]
+RUN_FILES = ["alarms.csv", "alarms.log", "narrative.txt", "scenario.resolved.yaml", "signals_by_queue.csv",
+             "summary.json", "timeline.csv", "timeline.png"]
 
 
 @pytest.fixture

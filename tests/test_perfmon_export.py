@@ -94,7 +94,8 @@ def test_the_counters_agree_with_the_run_they_come_from(tmp_path: Path) -> None:
     assert processed[0].sum() > 0 and processed[1].sum() > 0 and processed[3].sum() > 0  # the restart's storm
     assert by_name[SYSTEM + names.TOTAL_CODE_YELLOW_ENTRY][-1] == result.summary["code_yellow_entries"]
     assert by_name[SYSTEM + names.CALLS_REJECTED][-1] == result.summary["calls_rejected_throttled"]
-    assert np.array_equal(by_name[SYSTEM + names.AVERAGE_EXPECTED_DELAY][1:], timeline["average_expected_delay_ms"])
+    assert np.array_equal(by_name[SYSTEM + names.AVERAGE_EXPECTED_DELAY][1:],
+                          np.round(timeline["average_expected_delay_ms"], 4))  # as timeline.csv holds it
     # The state counters: 1 from the entry alarm on, as the state the next second is in.
     states = np.asarray(timeline["state"])
     yellow = by_name[SYSTEM + names.CODE_YELLOW_ENTRY_EXIT]
@@ -153,12 +154,17 @@ def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def test_export_end_to_end(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    done = cli("run", "scenarios/cpu_starvation.yaml", "--out", run_dir, "--set", "duration_s=700", "--no-plots", "-q")
+    done = cli("run", "scenarios/cpu_starvation.yaml", "--out", run_dir, "--set", "duration_s=700", "--no-plots", "-q",
+               "--perfmon", "--interval", "15", "--tz", "America/New_York", "--start", "2026-03-08T01:50:00")
     assert done.returncode == 0, done.stderr
+    written_by_run = (run_dir / "perfmon.csv").read_bytes()
     done = cli("export", run_dir, "--format", "perfmon", "--interval", "15", "--tz", "America/New_York",
                "--start", "2026-03-08T01:50:00")
     assert done.returncode == 0, done.stderr
+    # Read back from the files (signals_by_queue.csv included), the run exports the same bytes.
+    assert (run_dir / "perfmon.csv").read_bytes() == written_by_run
     recording = read_pdh_csv(run_dir / "perfmon.csv")
+    assert not np.isnan(recording.values).any()
     assert recording.interval_s() == 15 and recording.elapsed_s[-1] == 690
     assert any(f.kind == "forward" for f in recording.findings)  # 02:00 EST becomes 03:00 EDT
     out = tmp_path / "mine.csv"
@@ -169,7 +175,7 @@ def test_export_end_to_end(tmp_path: Path) -> None:
     assert cli("export", run_dir, "--format", "perfmon", "--out", out, "--force").returncode == 0
     assert out.read_text().startswith('"(PDH-CSV 4.0) (UTC)(0)"')
     for bad, words in ((["--tz", "Mars/Olympus"], "--tz"), (["--interval", "0"], "--interval"),
-                       (["--host", "a\\b"], "--host")):
+                       (["--host", "a\\b"], "--host"), (["--host", "two words"], "--host")):
         done = cli("export", run_dir, "--format", "perfmon", *bad)
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
     done = cli("export", tmp_path / "nowhere", "--format", "syslog")

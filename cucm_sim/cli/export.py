@@ -31,7 +31,7 @@ from cucm_sim.report.perfmon_export import (
     PerfmonOptions,
     perfmon_text,
 )
-from cucm_sim.report.syslog import syslog_text
+from cucm_sim.report.syslog import HOST_NAME, syslog_text
 
 FILE_NAMES: Final = {"perfmon": "perfmon.csv", "syslog": "alarms.log"}
 
@@ -64,9 +64,9 @@ def perfmon_options(interval_s: int, start: datetime, zone_name: str, host: str,
     except (ZoneInfoNotFoundError, ValueError):
         raise UserError([f"--tz {zone_name!r}: not an IANA time zone name (such as UTC, Europe/London or "
                          "America/New_York)"]) from None
-    if not host or any(c in host for c in '\\/()"') or not host.isprintable():
-        raise UserError([f"--host {host!r}: a host name may not be empty or hold \\ / ( ) \" or control "
-                         "characters (it goes into \\\\HOST\\Object\\Counter)"])
+    if HOST_NAME.fullmatch(host) is None:
+        raise UserError([f"--host {host!r}: give 1 to 255 letters, digits, '_', '.' or '-', starting with a letter "
+                         "or digit (it goes into \\\\HOST\\Object\\Counter and into each syslog line)"])
     return PerfmonOptions(interval_s=interval_s, start=start, zone=zone, host=host, typeperf_header=typeperf)
 
 
@@ -97,7 +97,7 @@ def export(run_dir: Path, kind: str, out_file: Path | None, force: bool, interva
         text = perfmon_text(result, options)
     else:
         aware_start = options.start.replace(tzinfo=options.zone)
-        text = syslog_text(result, aware_start, None if result.nodes else options.host)
+        text = user_errors_exit_2(lambda: syslog_text(result, aware_start, None if result.nodes else options.host))
     user_errors_exit_2(lambda: write_text_atomically(target, text))
     stdout.print(f"wrote {target}", highlight=False, soft_wrap=True)
 

@@ -8,6 +8,7 @@ back and prints the whole story, exactly as narrative.txt holds it.
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from cucm_sim.cli.app import (
     user_errors_exit_2,
     warn,
 )
+from cucm_sim.cli.export import perfmon_options, sampling_options
 from cucm_sim.cli.progress import SimulatedTimeBar
 from cucm_sim.report.cluster_narrative import narrate_cluster
 from cucm_sim.report.host_narrative import narrate_hosts
@@ -49,13 +51,21 @@ from cucm_sim.scenario.schema import Scenario
 @click.option("--no-plots", is_flag=True, help="Skip timeline.png (faster).")
 @click.option("--force", is_flag=True, help="Replace the result directory if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result directory.")
+@click.option("--perfmon", is_flag=True,
+              help="Write perfmon.csv too: the counters as Perfmon CSV (sampled as the options below say).")
+@sampling_options
 def run(scenario_file: Path, out_dir: Path | None, seed: int | None, overrides: tuple[str, ...],
-        engine: str | None, allow_large: bool, no_plots: bool, force: bool, quiet: bool) -> None:
+        engine: str | None, allow_large: bool, no_plots: bool, force: bool, quiet: bool, perfmon: bool,
+        interval_s: int, start: datetime, zone_name: str, host: str, typeperf: bool) -> None:
     """Run SCENARIO and write its result directory.
 
-    Writes summary.json, timeline.csv, alarms.csv, scenario.resolved.yaml, narrative.txt and timeline.png.
-    Unless --quiet, prints a summary and the start of the story (all of it: `cucm-sim explain DIR`).
+    Writes summary.json, timeline.csv, alarms.csv, alarms.log (the alarms as CUCM syslog lines),
+    signals_by_queue.csv, scenario.resolved.yaml, narrative.txt and timeline.png; with --perfmon, perfmon.csv
+    (`cucm-sim export DIR --format perfmon` writes it later just as well).  Unless --quiet, prints a summary
+    and the start of the story (all of it: `cucm-sim explain DIR`).
     """
+    perfmon_sampling = (user_errors_exit_2(lambda: perfmon_options(interval_s, start, zone_name, host, typeperf))
+                        if perfmon else None)
     all_overrides = overrides_with(overrides, seed, engine)
     scenario = user_errors_exit_2(lambda: load_scenario(scenario_file, all_overrides))
     warn(scenario, str(scenario_file))
@@ -63,7 +73,7 @@ def run(scenario_file: Path, out_dir: Path | None, seed: int | None, overrides: 
     out_dir = out_dir or Path("results") / safe_name(scenario.name)
     with user_errors_exit_2(lambda: prepare_output_dir(out_dir, force)) as prepared:
         result = _simulate_or_exit(scenario)
-        user_errors_exit_2(lambda: write_results(result, prepared, plots=not no_plots))
+        user_errors_exit_2(lambda: write_results(result, prepared, plots=not no_plots, perfmon=perfmon_sampling))
     if quiet:
         click.echo(str(out_dir))
         return

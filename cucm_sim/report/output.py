@@ -20,6 +20,7 @@ import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,13 @@ from cucm_sim.report.files import DirectoryKind, PreparedDirectory, prepare_dire
 from cucm_sim.report.host_files import EVENTS_LOG, events_log, parse_events_log
 from cucm_sim.report.host_narrative import narrate_hosts
 from cucm_sim.report.narrative import narrate, narrative_text
+from cucm_sim.report.perfmon_export import PerfmonOptions, perfmon_text
+from cucm_sim.report.queue_files import (
+    SIGNALS_BY_QUEUE,
+    cluster_signals_by_queue_csv,
+    parse_signals_by_queue,
+    signals_by_queue_csv,
+)
 from cucm_sim.report.syslog import ALARMS_LOG, syslog_text
 from cucm_sim.rules.alarms import ALARM_COLUMNS, CLUSTER_ALARM_COLUMNS, Alarm
 from cucm_sim.rules.throttling import ThrottleState
@@ -52,9 +60,12 @@ from cucm_sim.run.simulation import RunResult
 from cucm_sim.scenario.loader import ScenarioDumper, parse_scenario, parse_yaml_text
 from cucm_sim.scenario.schema import Scenario
 
+PERFMON_CSV = "perfmon.csv"
+"""The run's counters as Perfmon CSV: written with `perfmon` options (`cucm-sim run --perfmon`) or by
+`cucm-sim export`."""
 RESULT_FILES = (
     "summary.json", "timeline.csv", "alarms.csv", "scenario.resolved.yaml", "narrative.txt", "timeline.png",
-    EVENTS_LOG, ALARMS_LOG,
+    EVENTS_LOG, ALARMS_LOG, SIGNALS_BY_QUEUE, PERFMON_CSV, "compare.png", "compare.csv",
 )
 SUMMARY_KEYS = ("scenario", "seed", "duration_s", "engine")
 """summary.json's keys besides the metrics (`metrics.METRICS`), all of which it holds too."""
@@ -80,12 +91,16 @@ def prepare_output_dir(out_dir: Path, force: bool) -> PreparedDirectory:
 
 
 def write_results(result: RunResult, out_dir: Path | PreparedDirectory, *, force: bool = False,
-                  plots: bool = True) -> list[Path]:
+                  plots: bool = True, perfmon: PerfmonOptions | None = None) -> list[Path]:
     """Write `result` into `out_dir` atomically (a path, or one `prepare_output_dir` claimed before the run);
     return the files written (their final paths).  An existing directory is replaced only with `force`, and
-    only if it is a run's result directory."""
+    only if it is a run's result directory.  With `perfmon` options, perfmon.csv too."""
     def write(staging: Path) -> list[str]:
-        return _write_all(result, staging, plots)
+        names = _write_all(result, staging, plots)
+        if perfmon is not None:
+            (staging / PERFMON_CSV).write_text(perfmon_text(result, perfmon), encoding="utf-8", newline="")
+            names.append(PERFMON_CSV)
+        return names
 
     if isinstance(out_dir, PreparedDirectory):
         with out_dir:
@@ -219,6 +234,8 @@ def _result_texts(result: RunResult) -> dict[str, str]:
             "timeline.csv": cluster_timeline_csv(result.nodes),
             "alarms.csv": cluster_alarms_csv(result.nodes),
             ALARMS_LOG: syslog_text(result),
+            SIGNALS_BY_QUEUE: cluster_signals_by_queue_csv([node.name for node in result.nodes],
+                                                           [node.timeline for node in result.nodes]),
             "scenario.resolved.yaml": resolved_yaml(result.scenario),
         }
     if not result.scenario.has_node:
@@ -233,6 +250,7 @@ def _result_texts(result: RunResult) -> dict[str, str]:
         "timeline.csv": timeline_csv(result),
         "alarms.csv": alarms_csv(result),
         ALARMS_LOG: syslog_text(result),
+        SIGNALS_BY_QUEUE: signals_by_queue_csv(result.timeline),
         "scenario.resolved.yaml": resolved_yaml(result.scenario),
     }
 
@@ -284,7 +302,7 @@ def read_run(run_dir: Path) -> RunResult:
     if hosts_only and not scenario.has_node:
         return _host_run(str(run_dir), scenario, texts)
     if scenario.cluster is not None:
-        return _cluster_run(str(run_dir), scenario, texts)
+        return _with_signals_by_queue(_cluster_run(str(run_dir), scenario, texts), run_dir)
     summary = parse_summary_json(texts["summary.json"], str(run_dir / "summary.json"))
     timeline = parse_timeline_csv(texts["timeline.csv"], str(run_dir / "timeline.csv"))
     alarms = parse_alarms_csv(texts["alarms.csv"], str(run_dir / "alarms.csv"))
@@ -293,8 +311,22 @@ def read_run(run_dir: Path) -> RunResult:
         raise UserError([f"{run_dir / 'timeline.csv'}: {rows} rows, but the run lasted {scenario.duration_s} s "
                          "(one row per second expected); the result directory is incomplete or mixed up"])
     wall_s = summary.get("wall_s")
-    return RunResult(scenario, summary, timeline, tuple(alarms),
-                     float(wall_s) if isinstance(wall_s, int | float) else math.nan)
+    return _with_signals_by_queue(RunResult(scenario, summary, timeline, tuple(alarms),
+                                            float(wall_s) if isinstance(wall_s, int | float) else math.nan), run_dir)
+
+
+def _with_signals_by_queue(result: RunResult, run_dir: Path) -> RunResult:
+    """`result` with signals_by_queue.csv's columns in its timelines, when the directory has the file (one
+    written before it existed has not)."""
+    path = run_dir / SIGNALS_BY_QUEUE
+    if not path.is_file():
+        return result
+    names = [node.name for node in result.nodes]
+    columns = parse_signals_by_queue(_read_text(path), str(path), names, result.scenario.duration_s)
+    if not names:
+        return replace(result, timeline={**result.timeline, **columns[""]})
+    return replace(result, nodes=tuple(replace(node, timeline={**node.timeline, **columns[node.name]})
+                                       for node in result.nodes))
 
 
 def _host_run(where: str, scenario: Scenario, texts: dict[str, str]) -> RunResult:

@@ -51,6 +51,9 @@ bytes)."""
 DEFAULT_HOST: Final = "cucm"
 """A one-node run's host name unless one is given."""
 NIC_INSTANCE: Final = "nic0"
+DECIMALS: Final = 4
+"""Decimal places of a counter's value, as timeline.csv has them: a run exported from its result directory
+gives the same bytes as `run --perfmon`."""
 MAX_INTERVAL_S: Final = 300
 """RTMT's longest polling interval (5-300 s; Perfmon's own is 1 s)."""
 
@@ -106,9 +109,12 @@ def _local(options: PerfmonOptions, t_s: int) -> datetime:
 
 
 def _cell(value: float) -> str:
+    """A counter's value: whole numbers as such, others to `DECIMALS` places, written as short as they read
+    back (0.269, not 0.2690)."""
     if np.isnan(value):
         return ""
-    return csv_cell(int(value)) if float(value).is_integer() else csv_cell(float(value))
+    value = round(float(value), DECIMALS)
+    return csv_cell(int(value)) if value.is_integer() else csv_cell(value)
 
 
 def node_counters(host: str, timeline: Mapping[str, np.ndarray],

@@ -109,7 +109,7 @@ REASON_CODES: Final[Mapping[str, int]] = {
 }
 """DeviceUnregistered's reasons as Cisco's reason codes (`alarms`, DOMAIN.md section 4)."""
 
-_HOST: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+HOST_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 """A host name a syslog line can carry: a host name or an FQDN, like a cluster node's name."""
 _MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 """English month names whatever the locale (strftime's %b follows it)."""
@@ -159,7 +159,7 @@ def syslog_text(result: RunResult, start: datetime = DEFAULT_START, host: str | 
     if not result.scenario.has_node:
         return ""
     host = DEFAULT_HOST if host is None else host
-    if not _HOST.fullmatch(host):
+    if not HOST_NAME.fullmatch(host):
         raise UserError([f"host name {host!r}: give 1 to 255 letters, digits, '_', '.' or '-', starting with a "
                          "letter or digit (a syslog line's host is one word)"])
     return syslog_lines([(host, alarm) for alarm in result.alarms], start=start)
