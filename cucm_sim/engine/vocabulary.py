@@ -22,11 +22,19 @@ NODE_STREAMS: Final[tuple[str, ...]] = (
 """Every engine's random sources, in the order that fixes the seeds (the signal engine has just these).
 "registration" (when each phone of a storm starts) belongs to the world's phones, not to the engine."""
 
+TRACE_STREAM: Final = "trace"
+"""A recording's arrivals (`load.trace`): one child of it per driving counter, the calls' first, then each
+background counter's.  Last in each engine's list, so it moved no earlier stream."""
+
+SIGNAL_STREAMS: Final[tuple[str, ...]] = (*NODE_STREAMS, TRACE_STREAM)
+"""The signal engine's sources: the node's, then the recording's."""
+
 BATCHED_STREAMS: Final[tuple[str, ...]] = (
     *NODE_STREAMS,
-    "follow_on_service", "calls_thinning", "devices_fallback", "chatty_devices",
+    "follow_on_service", "calls_thinning", "devices_fallback", "chatty_devices", TRACE_STREAM,
 )
-"""The batched engine's sources: the node's, then its own (it draws some things apart, in bulk)."""
+"""The batched engine's sources: the node's, then its own (it draws some things apart, in bulk), then the
+recording's."""
 
 
 def spawn_streams(root: np.random.SeedSequence, names: tuple[str, ...]) -> Mapping[str, np.random.SeedSequence]:

@@ -38,7 +38,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from cucm_sim.errors import ScenarioError, printable
+from cucm_sim.scenario.replay import check_recording, recording_warnings
 from cucm_sim.scenario.schema import Bound, Scenario
+from cucm_sim.scenario.trace import anchor_trace_file
 
 MAX_SCENARIO_BYTES: Final = 2_000_000
 """The most bytes a scenario file (or YAML text) may hold.  The largest legal scenario (a 10,000-point
@@ -327,8 +329,12 @@ class ScenarioData(dict[str, Any]):
 
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file safely (at most MAX_SCENARIO_BYTES of it); raise ScenarioError naming the file (and
-    line) on any problem.  A mapping comes back as a `ScenarioData`, which knows its keys' lines."""
-    return parse_yaml_text(read_scenario_text(path), str(path))
+    line) on any problem.  A mapping comes back as a `ScenarioData`, which knows its keys' lines.  A relative
+    `load.trace.file` is made absolute against the file's folder here, so every copy, override and grid point
+    of the data names the same recording."""
+    data = parse_yaml_text(read_scenario_text(path), str(path))
+    anchor_trace_file(data, path.parent)
+    return data
 
 
 def read_scenario_text(path: Path) -> str:
@@ -451,10 +457,14 @@ def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def parse_scenario(data: Any, source: str, overrides: Sequence[str] = (), *, blame_overrides: bool = True) -> Scenario:
+def parse_scenario(data: Any, source: str, overrides: Sequence[str] = (), *, blame_overrides: bool = True,
+                   read_recording: bool = True) -> Scenario:
     """Validate already-parsed scenario data; `source` names it in messages (with the line of each key when
     `data` is a `ScenarioData`).  A problem in a value an override wrote is named by its ``--set KEY=VALUE``,
-    unless `blame_overrides` is False (the caller names the overrides itself, as a sweep's grid point does)."""
+    unless `blame_overrides` is False (the caller names the overrides itself, as a sweep's grid point does).
+    A scenario with a `load.trace` has its recording read (once per process, `replay.recorded_load`) and its
+    duration checked against it, unless `read_recording` is False: a bad recording is a RecordingError naming
+    the file and the line, before anything runs."""
     if data is None:
         raise ScenarioError([f"{source}: the file is empty; a scenario needs at least name and duration_s"])
     if not isinstance(data, dict):
@@ -465,11 +475,14 @@ def parse_scenario(data: Any, source: str, overrides: Sequence[str] = (), *, bla
     for override in overrides:
         written.append((_apply_override(plain, override), override))
     try:
-        return Scenario.model_validate(plain)
+        scenario = Scenario.model_validate(plain)
     except ValidationError as error:
         blamed = written if blame_overrides else []
         raise ScenarioError(describe_validation_error(error, source, lines=lines, overrides=blamed,
                                                       original=data)) from None
+    if read_recording:
+        check_recording(scenario, source)
+    return scenario
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -919,7 +932,9 @@ def scenario_warnings(scenario: Scenario, source: str) -> list[str]:
     """What in `scenario` can have no effect because it starts at or after the run's end (duration_s), one line
     each naming `source`, the path and the times: a disturbance or a group of chatty devices that starts then,
     and a calls_profile point that follows a point at or after the end (the rate before the end is interpolated
-    from the points up to the first one at or after it; the points after that one are never reached)."""
+    from the points up to the first one at or after it; the points after that one are never reached).  Then
+    what its recording (`load.trace`) holds that was not filled in: gaps, daylight-saving changes, counter
+    restarts, blanks bridged (`replay.recording_warnings`)."""
     end_s = scenario.duration_s
     after_end = f"at or after the run's end (duration_s {end_s})"
     warnings = []
@@ -931,4 +946,4 @@ def scenario_warnings(scenario: Scenario, source: str) -> list[str]:
     starts_s += [(f"disturbances.{index}", window.start_s) for index, window in enumerate(scenario.disturbances)]
     warnings.extend(f"{source}: {path}: starts at start_s {_number(start_s)}, {after_end}: it has no effect"
                     for path, start_s in starts_s if start_s >= end_s)
-    return warnings
+    return warnings + recording_warnings(scenario, source)

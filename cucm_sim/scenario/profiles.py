@@ -1,8 +1,9 @@
 """Time-varying inputs of a scenario, as pure functions of simulated time (seconds).
 
 Owns: the call-attempt rate (constant or piecewise-linear profile, plus call surges) and the router
-thread's capacity factor (baseline times every active cpu_slowdown).  No SimPy: the model asks these
-functions what holds at a given time.
+thread's capacity factor (baseline times every active cpu_slowdown, times the recorded factor of a
+`load.trace` with a `capacity_factor`, piecewise constant per interval of the recording: `scenario.replay`).
+No SimPy: the model asks these functions what holds at a given time.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cucm_sim.scenario.replay import recorded_load
 from cucm_sim.scenario.schema import CallSurge, CpuSlowdown, Scenario
 
 
@@ -54,9 +56,13 @@ class CallRateProfile:
 def capacity_breakpoints(scenario: Scenario) -> list[tuple[float, float]]:
     """Piecewise-constant capacity factor: [(from t_s, factor)], sorted, starting at t_s = 0.
 
-    The factor is the node's baseline times the factors of all cpu_slowdowns active at that time.
+    The factor is the node's baseline times the factors of all cpu_slowdowns active at that time, times the
+    recorded factor then when the scenario's `load.trace` maps one (`replay.CapacitySteps`).
     """
     slowdowns = [d for d in scenario.disturbances if isinstance(d, CpuSlowdown)]
+    trace = scenario.load.trace
+    if trace is not None and trace.capacity_factor is not None:
+        return _with_recorded_capacity(scenario, slowdowns)
     change_times_s = sorted({0.0} | {d.start_s for d in slowdowns} | {d.end_s for d in slowdowns})
     points: list[tuple[float, float]] = []
     for t_s in change_times_s:
@@ -67,6 +73,22 @@ def capacity_breakpoints(scenario: Scenario) -> list[tuple[float, float]]:
         if not points or points[-1][1] != factor:
             points.append((t_s, factor))
     return points
+
+
+def _with_recorded_capacity(scenario: Scenario, slowdowns: list[CpuSlowdown]) -> list[tuple[float, float]]:
+    """`capacity_breakpoints` of a scenario whose recording gives a capacity factor per interval."""
+    assert scenario.load.trace is not None
+    steps = recorded_load(scenario.load.trace).capacity
+    assert steps is not None
+    windows = [t_s for slowdown in slowdowns for t_s in (slowdown.start_s, slowdown.end_s)]
+    times_s = np.union1d(np.array([0.0, *windows]), steps.starts_s)
+    recorded = steps.factors[np.maximum(np.searchsorted(steps.starts_s, times_s, side="right") - 1, 0)]
+    factors = scenario.node.capacity_factor * recorded
+    for slowdown in slowdowns:
+        active = (times_s >= slowdown.start_s) & (times_s < slowdown.end_s)
+        factors = np.where(active, factors * slowdown.capacity_factor, factors)
+    changes = np.concatenate(([True], factors[1:] != factors[:-1]))
+    return list(zip(times_s[changes].tolist(), factors[changes].tolist(), strict=True))
 
 
 def capacity_factor_at(breakpoints: list[tuple[float, float]], t_s: float) -> float:

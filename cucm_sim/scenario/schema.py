@@ -48,6 +48,7 @@ from cucm_sim.scenario.cluster import MAX_PHONES, Cluster, DevicePool
 from cucm_sim.scenario.distributions import Distribution, Exponential
 from cucm_sim.scenario.hosts import DpcStorm, Host, Link
 from cucm_sim.scenario.node import BackgroundSource, ChattyDevices, NodeParams, OneLineName, Text
+from cucm_sim.scenario.trace import Trace
 
 MAX_SEED = 2**64 - 1
 MAX_CALLS_PER_S = 10_000
@@ -77,6 +78,12 @@ class LoadParams(_Section):
     call_arrivals: Literal["poisson", "constant"] = Field(
         "poisson", description="Call-attempt arrival process: Poisson, or evenly spaced at the current rate."
     )
+    trace: Trace | None = Field(
+        None, exclude_if=lambda trace: trace is None,
+        description="Load replayed from a recorded Perfmon / RTMT CSV file: its call attempts (instead of "
+        "calls_per_s or calls_profile), background signals per queue and, optionally, the capacity factor; one "
+        "CUCM node only (see scenario.replay for how a recording becomes load).",
+    )
     signals_per_call: WholeNumber = Field(
         12, ge=1, le=1000,
         description="SDL signals an accepted call costs over its life, the off-hook signal included "
@@ -100,6 +107,11 @@ class LoadParams(_Section):
     def _check_calls(self) -> Self:
         if self.calls_per_s is not None and self.calls_profile is not None:
             raise ValueError("give calls_per_s or calls_profile, not both")
+        if self.trace is not None:
+            given = [key for key in ("calls_per_s", "calls_profile") if getattr(self, key) is not None]
+            if given:
+                raise problem_at(given[0], "load.trace gives the load: leave out calls_per_s and calls_profile "
+                                 f"(this scenario gives {' and '.join(given)})")
         if self.calls_profile is not None:
             for index, (earlier, later) in enumerate(itertools.pairwise(self.calls_profile), start=1):
                 if later[0] <= earlier[0]:
@@ -562,6 +574,9 @@ class Scenario(_Section):
                     raise problem_at(f"disturbances.{k}.node", "only a cluster's disturbance names a node; this "
                                      "scenario has one node")
             return self
+        if self.load.trace is not None:
+            raise problem_at("load.trace", "a recording drives one CUCM node; this scenario is a cluster "
+                             "(cluster.nodes): leave out load.trace or the cluster section")
         names = self.cluster.names
         known = ", ".join(names)
         for k, pool in enumerate(self.devices.pools):

@@ -20,6 +20,10 @@ sum over segments: an upper-ish count, as if every call were accepted and every 
 model (offered load against the thread's full speed times the capacity factor, per segment) gives the
 backlog the run would build if nothing stopped it: an overload that lasts the sample window plus Code Yellow
 Duration ends in Code Red (throttling on), which loses the backlog and brings one more registration storm.
+A recording (`load.trace`) is read through `replay.recorded_load` and cut into at most `TRACE_PIECES` equal
+pieces of the run: in each, its calls and signals count at their mean rate there (the recording's counts
+over the piece), its busiest interval gives the peak, and its capacity factor its mean; so a recording's real
+load, not a declared rate, is what is estimated and refused.
 
 The costs per signal, per device, per call and per simulated second (`EngineCosts`) were measured on the
 development machine (2 CPUs, AMD EPYC, Python 3.11, numpy 2.4): each kind of load alone, in a fresh process,
@@ -38,16 +42,19 @@ device, per call and per queued signal.  Pure: no SimPy, nothing runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Final
 
 import numpy as np
 
 from cucm_sim.errors import WorkLimitError
+from cucm_sim.rules.priorities import PRIORITIES
 from cucm_sim.rules.sccp import SCCP_WINDOW_S
 from cucm_sim.scenario.cluster import DevicePool
 from cucm_sim.scenario.hosts import DpcStorm
+from cucm_sim.scenario.replay import RecordedLoad, recorded_load
 from cucm_sim.scenario.schema import CallSurge, CpuSlowdown, Scenario, SignalBurst
 
 GIB: Final = 2**30
@@ -77,6 +84,9 @@ thread's work at nominal speed; past it the run says nothing more about throttli
 lower it."""
 ALLOW_LARGE: Final = "pass --allow-large to run it anyway"
 
+TRACE_PIECES: Final = 256
+"""A recording (`load.trace`) is estimated in at most this many equal pieces of the run: in each, its mean rate
+(its counts over the piece) and its highest interval rate."""
 SPAN_ROWS: Final = 8
 """Seconds the batched engine computes as one block while the throttling state holds (it is checked at every
 second's end); `block_seconds` cuts it shorter under a heavy load.  Here, not in `engine.batched`, because
@@ -281,6 +291,10 @@ def _segments(scenario: Scenario) -> _Segments:
     storm_s = max(devices.registration_spread_s, 1.0)
     if cold_start:
         cuts.add(min(storm_s, duration_s))
+    recorded = recorded_load(load.trace) if load.trace is not None else None
+    if recorded is not None:
+        pieces = min(TRACE_PIECES, max(1, math.ceil(duration_s / max(recorded.interval_s, 1e-3))))
+        cuts.update(np.linspace(0.0, duration_s, pieces + 1).tolist())
     bounds = np.array(sorted(cuts))
     starts_s, ends_s = bounds[:-1], bounds[1:]
     length_s = ends_s - starts_s
@@ -328,6 +342,8 @@ def _segments(scenario: Scenario) -> _Segments:
     elif load.calls_per_s:
         add("load.calls_per_s", f"{_number(load.calls_per_s)} calls/s x {signals_per_call} signals per call",
             "calls", always * load.calls_per_s)
+    if recorded is not None:
+        _recorded_sources(recorded, starts_s, ends_s, signals_per_call, add)
     for index, disturbance in enumerate(scenario.disturbances):
         if isinstance(disturbance, CallSurge):
             add(f"disturbances.{index}",
@@ -343,8 +359,32 @@ def _segments(scenario: Scenario) -> _Segments:
     for disturbance in scenario.disturbances:
         if isinstance(disturbance, CpuSlowdown):
             factor += windowed(disturbance.start_s, disturbance.end_s, math.log(disturbance.capacity_factor))
+    if recorded is not None and recorded.capacity is not None:  # the recorded factor's mean over each segment
+        knots_s = np.append(recorded.capacity.starts_s, recorded.length_s)
+        integral = np.concatenate(([0.0], np.cumsum(recorded.capacity.factors * np.diff(knots_s))))
+        factor += np.log((np.interp(ends_s, knots_s, integral) - np.interp(starts_s, knots_s, integral)) / length_s)
     capacity_per_s = np.exp(factor) * 1000.0 / scenario.node.signal_service_time_ms.mean
     return _Segments(length_s, capacity_per_s, sources)
+
+
+def _recorded_sources(recorded: RecordedLoad, starts_s: np.ndarray, ends_s: np.ndarray, signals_per_call: int,
+                      add: Callable[..., None]) -> None:
+    """A recording's calls and background as sources: per segment, the counts it holds there over its length,
+    and the highest rate of an interval of the recording that overlaps it."""
+    name = Path(recorded.source).name
+    for counts, queue in [(recorded.calls, None), *recorded.background]:
+        if counts is None:
+            continue
+        rate = (counts.cumulative_at(ends_s) - counts.cumulative_at(starts_s)) / (ends_s - starts_s)
+        peak = np.array([counts.peak_rate_per_s(start_s, end_s) for start_s, end_s in zip(
+            starts_s.tolist(), ends_s.tolist(), strict=True)])
+        busiest = f"up to {_number(float(peak.max(initial=0.0)))}/s in an interval of {name}"
+        if queue is None:
+            add("load.trace.calls", f"{_number(float(rate.mean()))} calls/s on average ({busiest}) x "
+                f"{signals_per_call} signals per call", "calls", rate, peak)
+        else:
+            add(f"load.trace.{counts.key.removesuffix('.counter')}", f"{_number(float(rate.mean()))} signals/s on "
+                f"average ({busiest})", "plain", rate, peak, priority=PRIORITIES[queue])
 
 
 def _full_speed_per_s(scenario: Scenario) -> float:

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from cucm_sim.engine.batched.events import Entry
-from cucm_sim.engine.batched.sources import CallAttemptTimes, KeepaliveTimes, PoissonTimes
+from cucm_sim.engine.batched.sources import CallAttemptTimes, KeepaliveTimes, PoissonTimes, RecordedTimes
 from cucm_sim.engine.devices import DeviceTable
 from cucm_sim.rules.priorities import PRIORITY_INDEX, QUEUES
 from cucm_sim.scenario.profiles import CallRateProfile
+from cucm_sim.scenario.replay import recorded_load
 from cucm_sim.scenario.schema import Scenario, SignalBurst
 
 CANDIDATES_PER_CALL = 4
@@ -84,7 +85,9 @@ class PrimaryArrivals:
 class ArrivalStreams:
     """A node's arrival streams, read one block at a time, in order.
 
-    Background sources, bursts and chatty groups get one child each of their stream's seed.
+    Background sources, bursts and chatty groups get one child each of their stream's seed; so does each
+    counter of a recording (`load.trace`), from the trace stream: the calls' first, then the background's.
+    A recording's calls join the call attempts, its signals their queues.
     """
 
     def __init__(self, scenario: Scenario, streams: Mapping[str, np.random.SeedSequence],
@@ -101,6 +104,15 @@ class ArrivalStreams:
         self._calls = CallAttemptTimes(
             CallRateProfile.from_scenario(scenario), load.call_arrivals, rngs["calls"], rngs["calls_thinning"]
         )
+        self._recorded_calls: RecordedTimes | None = None
+        if load.trace is not None:
+            recorded = recorded_load(load.trace)
+            seeds = iter(streams["trace"].spawn(1 + len(recorded.background)))
+            calls_seed = next(seeds)
+            if recorded.calls is not None:
+                self._recorded_calls = RecordedTimes(recorded.calls, np.random.default_rng(calls_seed))
+            self._plain += [(RecordedTimes(counts, np.random.default_rng(seed)), queue)
+                            for (counts, queue), seed in zip(recorded.background, seeds, strict=True)]
         self._keepalives = [KeepaliveTimes(group.count, group.interval_s, rngs["keepalive_phase"], group.first)
                             for group in phones.keepalives]
         self._chatty: list[tuple[PoissonTimes, int, int, np.random.Generator]] = []
@@ -135,6 +147,8 @@ class ArrivalStreams:
             times_s = stream.take(t0_s, t1_s)
             chatty.append((times_s, first + device_rng.integers(count, size=len(times_s))))
         call_s = self._calls.take(t0_s, t1_s)
+        if self._recorded_calls is not None:
+            call_s = np.sort(np.concatenate((call_s, self._recorded_calls.take(t0_s, t1_s))), kind="stable")
         candidates = self._device_rng.integers(self._devices, size=(len(call_s), CANDIDATES_PER_CALL))
         fallback = self._fallback_rng.random(len(call_s))
         holding_s = self._holding_s.sample(self._holding_rng, len(call_s))
@@ -154,7 +168,7 @@ def _keepalives(groups: list[KeepaliveTimes], t0_s: float, t1_s: float) -> tuple
 
 def _streams_per_queue(
     sources: list[tuple[float, int, float, float]], seed: np.random.SeedSequence
-) -> list[tuple[PoissonTimes, int]]:
+) -> list[tuple[PoissonTimes | RecordedTimes, int]]:
     """One Poisson stream per source (rate > 0), each with its own generator, with its queue."""
     return [(PoissonTimes(rate, np.random.default_rng(child), start_s, end_s), queue)
             for (rate, queue, start_s, end_s), child in zip(sources, seed.spawn(len(sources)), strict=True)

@@ -38,6 +38,7 @@ it the run stops, see `second_end`).
 
 from __future__ import annotations
 
+import bisect
 import copy
 import math
 from collections.abc import Generator, Mapping
@@ -61,7 +62,7 @@ from cucm_sim.measures.stats import LogHistogram
 from cucm_sim.rules.alarms import CODE_RED_ENTRY, callmanager_online
 from cucm_sim.rules.priorities import QUEUES
 from cucm_sim.rules.throttling import ThrottleState, ThrottleStateMachine
-from cucm_sim.scenario.profiles import capacity_breakpoints, capacity_factor_at
+from cucm_sim.scenario.profiles import capacity_breakpoints
 from cucm_sim.scenario.schema import Scenario
 from cucm_sim.scenario.workload import BATCHED_COSTS, MAX_QUEUED_SIGNALS, batched_block_seconds
 from cucm_sim.sdl.block import RouterState, ServiceDraws
@@ -82,6 +83,7 @@ class BatchedNodeModel:
         self.duration_s = scenario.duration_s
         self.throttle = ThrottleStateMachine(scenario.throttling)
         self._breakpoints = capacity_breakpoints(scenario)
+        self._breakpoint_times_s = [t for t, _ in self._breakpoints]
         self._cut_times_s = sorted(t for t, _ in self._breakpoints if t > 0)
         self._up = True
         self._back_at_s: float | None = None
@@ -181,12 +183,12 @@ class BatchedNodeModel:
         # Speculate only when it pays: not right after a state change, nor while blocks need the slow path
         # (an undone span would throw away seconds of one-by-one work).
         rows = min(1 if row < self._calm_until_row or self._chained else self._span_limit, self.duration_s - row)
-        for cut_s in self._cut_times_s:
-            if row < cut_s < row + rows:
-                if cut_s < row + 1:
-                    return 0
-                rows = math.floor(cut_s) - row
-                break
+        next_cut = bisect.bisect_right(self._cut_times_s, row)  # the first cut after the row's start
+        if next_cut < len(self._cut_times_s) and self._cut_times_s[next_cut] < row + rows:
+            cut_s = self._cut_times_s[next_cut]
+            if cut_s < row + 1:
+                return 0
+            rows = math.floor(cut_s) - row
         return rows
 
     def _primary(self, row: int, rows: int) -> PrimaryArrivals:
@@ -199,7 +201,7 @@ class BatchedNodeModel:
 
     def _snapshot(self, t0_s: float) -> NodeSnapshot:
         """The node as the steps of a block that starts at `t0_s` (s) read it."""
-        return self.state.snapshot(self._constants, capacity_factor_at(self._breakpoints, t0_s),
+        return self.state.snapshot(self._constants, self._capacity_at(t0_s),
                                    self.throttle.state is ThrottleState.CODE_YELLOW, self._chained)
 
     def _span(self, row: int, rows: int) -> bool:
@@ -238,7 +240,8 @@ class BatchedNodeModel:
         state_during_second = self.throttle.state  # a restart inside it resets the machine
         pieces = []
         while t0_s < end_s:
-            t1_s = min([end_s] + [t for t in self._cut_times_s if t0_s < t < end_s])
+            next_cut = bisect.bisect_right(self._cut_times_s, t0_s)
+            t1_s = min(end_s, self._cut_times_s[next_cut]) if next_cut < len(self._cut_times_s) else end_s
             if self._back_at_s is not None and t0_s < self._back_at_s < t1_s:
                 t1_s = self._back_at_s
             primary = self._arrivals.generate(t0_s, t1_s)
@@ -267,6 +270,12 @@ class BatchedNodeModel:
         for piece in pieces[:-1]:
             whole.add_earlier_piece(piece)
         self._write_row(whole, 0, 0, state_during_second)
+
+    def _capacity_at(self, t_s: float) -> float:
+        """The capacity factor in force at `t_s` (s): `profiles.capacity_factor_at`, by bisection over the
+        breakpoints' times kept (a recording's capacity changes every interval)."""
+        index = bisect.bisect_right(self._breakpoint_times_s, t_s) - 1
+        return self._breakpoints[max(index, 0)][1]
 
     # ------------------------------------------------------------- restarts
     def _code_red(self, now_s: float) -> None:
@@ -301,5 +310,5 @@ class BatchedNodeModel:
             counted.depths[end_index] if self._up else [0] * QUEUES, int(counted.processed[index]),
             int(counted.attempted[index]), int(counted.rejected[index]), counted.skinny[end_index],
             counted.registered[end_index] if self._up else self.state.phones.registered,
-            capacity_factor_at(self._breakpoints, now_s), counted.processed_by_queue[:, index].tolist(),
+            self._capacity_at(now_s), counted.processed_by_queue[:, index].tolist(),
         ))

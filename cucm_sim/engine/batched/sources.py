@@ -6,7 +6,9 @@ cut into blocks: a stream draws its variates in one sequence and keeps what it r
 seed offers the same load to every parameter choice (common random numbers for what-if comparisons).
 Every stream has the distribution of its per-signal counterpart in `model`: Poisson streams by
 exponential gaps (a group of chatty devices is one Poisson stream, each event belonging to a uniformly
-random member), keepalives at each device's fixed phase, call attempts by thinning or at even spacing.
+random member), keepalives at each device's fixed phase, call attempts by thinning or at even spacing, and
+a recording's counts (`load.trace`) spread as `scenario.replay` says: each interval's whole count, its
+arrivals uniform in it and sorted.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ import math
 import numpy as np
 
 from cucm_sim.scenario.profiles import CallRateProfile
+from cucm_sim.scenario.replay import IntervalCounts
 
 _EMPTY = np.empty(0)
+RECORDED_CHUNK_INTERVALS = 256
+"""Intervals of a recording drawn at once (fewer when they hold more than `RECORDED_CHUNK_ARRIVALS`)."""
+RECORDED_CHUNK_ARRIVALS = 1 << 20
 
 
 class PoissonTimes:
@@ -110,3 +116,53 @@ class CallAttemptTimes:
             self._now_s = following_s
             if rate > 0:
                 attempts.append(following_s)
+
+
+class RecordedTimes:
+    """A recording's arrivals (`replay.IntervalCounts`): per interval, its whole count (`replay.whole_count`),
+    then that many uniform times in the interval, sorted.
+
+    The intervals are drawn in chunks fixed by the recording alone (up to `RECORDED_CHUNK_INTERVALS` intervals
+    or `RECORDED_CHUNK_ARRIVALS` arrivals), each chunk's fractions first and its placements after, so what
+    arrives does not depend on how time is cut into blocks.
+    """
+
+    def __init__(self, counts: IntervalCounts, rng: np.random.Generator) -> None:
+        self._starts_s = counts.starts_s
+        self._lengths_s = counts.ends_s - counts.starts_s
+        self._counts = counts.counts
+        self._running = np.cumsum(counts.counts)
+        self._rng = rng
+        self._next = 0  # the first interval not drawn yet
+        self._ahead_s = _EMPTY  # drawn, not yet handed out
+
+    def take(self, t0_s: float, t1_s: float) -> np.ndarray:
+        """Arrival times in ``[t0_s, t1_s)``, sorted; blocks must come in order."""
+        parts = [self._ahead_s]
+        while self._next < len(self._starts_s) and self._starts_s[self._next] < t1_s:
+            parts.append(self._draw_chunk())
+        drawn_s = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        inside = int(np.searchsorted(drawn_s, t1_s))
+        self._ahead_s = drawn_s[inside:]
+        return drawn_s[:inside]
+
+    def _draw_chunk(self) -> np.ndarray:
+        first = self._next
+        before = self._running[first - 1] if first else 0.0
+        last = int(np.searchsorted(self._running, before + RECORDED_CHUNK_ARRIVALS, side="right"))
+        last = min(max(last, first + 1), first + RECORDED_CHUNK_INTERVALS, len(self._counts))
+        self._next = last
+        counts = self._counts[first:last]
+        whole = np.floor(counts)
+        fraction = counts - whole
+        partial = fraction > 0
+        if partial.any():
+            whole[partial] += self._rng.random(int(partial.sum())) < fraction[partial]
+        arrivals = whole.astype(np.int64)
+        total = int(arrivals.sum())
+        if not total:
+            return _EMPTY
+        times_s: np.ndarray = (np.repeat(self._starts_s[first:last], arrivals)
+                               + self._rng.random(total) * np.repeat(self._lengths_s[first:last], arrivals))
+        times_s.sort()  # the intervals do not overlap: sorting all sorts each
+        return times_s

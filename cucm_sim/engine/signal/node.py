@@ -15,6 +15,9 @@ Choices the model makes (DOMAIN.md leaves them open):
   are waiting, the age (ms) of the oldest waiting signal (the thread is stuck); 0 when nothing waited.
 * **Service** is non-preemptive; a signal's service time is its draw divided by the capacity factor in
   force when its service starts.
+* **Recorded load** (`load.trace`): each counter's arrivals come interval by interval, the interval's
+  whole count placed at uniform times in it (`scenario.replay` states the rules); recorded calls take the
+  call path below, recorded signals queue as background signals do.
 * **Call admission** is decided when the attempt arrives, from the throttling state of that second:
   in Code Yellow the attempt is rejected (reorder tone) and costs `rejection_signals_per_call` normal
   signals; while the node restarts the attempt fails.  An accepted call queues its off-hook signal; the
@@ -46,7 +49,7 @@ import simpy
 from cucm_sim.engine.devices import DeviceTable, KeepaliveGroup
 from cucm_sim.engine.interface import NodeCounters, OnAlarm, PhoneArrives, PhoneEvent
 from cucm_sim.engine.second_end import BacklogLimit, Readings, SecondEnds, expected_delay_ms
-from cucm_sim.engine.vocabulary import NODE_STREAMS, REGISTERED, REGISTERING, UNREGISTERED
+from cucm_sim.engine.vocabulary import NODE_STREAMS, REGISTERED, REGISTERING, SIGNAL_STREAMS, UNREGISTERED
 from cucm_sim.measures.stats import LogHistogram
 from cucm_sim.rules.alarms import CODE_RED_ENTRY, callmanager_online, device_closed, device_registered
 from cucm_sim.rules.priorities import LOW, LOWEST, NORMAL, PRIORITIES, PRIORITY_INDEX
@@ -54,6 +57,7 @@ from cucm_sim.rules.sccp import SccpEventLimiter
 from cucm_sim.rules.throttling import ThrottleState, ThrottleStateMachine
 from cucm_sim.scenario.distributions import DrawBuffer, Exponential
 from cucm_sim.scenario.profiles import CallRateProfile, capacity_breakpoints
+from cucm_sim.scenario.replay import IntervalCounts, recorded_load, whole_count
 from cucm_sim.scenario.schema import Scenario, SignalBurst
 from cucm_sim.scenario.workload import MAX_QUEUED_SIGNALS, SIGNAL_COSTS
 
@@ -153,11 +157,13 @@ class SdlRouter:
 class NodeModel:
     """One CUCM node under a scenario's load, per signal; `attach` it to a world (`engine.interface`)."""
 
-    stream_names: ClassVar[tuple[str, ...]] = NODE_STREAMS
+    stream_names: ClassVar[tuple[str, ...]] = SIGNAL_STREAMS
 
     def __init__(self, scenario: Scenario, streams: Mapping[str, np.random.SeedSequence]) -> None:
         self.scenario = scenario
         self.rngs = {name: np.random.default_rng(streams[name]) for name in NODE_STREAMS if name != "registration"}
+        self._recorded = recorded_load(scenario.load.trace) if scenario.load.trace is not None else None
+        self._trace_seeds = streams["trace"]
         self.duration_s = scenario.duration_s
         self.throttle = ThrottleStateMachine(scenario.throttling)
         self.limiter = SccpEventLimiter(scenario.throttling.max_events_allowed)
@@ -267,6 +273,15 @@ class NodeModel:
         calls = CallRateProfile.from_scenario(scenario)
         if calls.max_rate_per_s() > 0:
             env.process(self._call_attempts(calls))
+        if self._recorded is not None:  # one generator per counter: the calls' first, then the background's
+            seeds = iter(self._trace_seeds.spawn(1 + len(self._recorded.background)))
+            calls_seed = next(seeds)
+            if self._recorded.calls is not None:
+                env.process(self._recorded_arrivals(self._recorded.calls, np.random.default_rng(calls_seed),
+                                                    self._call_attempt))
+            for (counts, queue), seed in zip(self._recorded.background, seeds, strict=True):
+                env.process(self._recorded_arrivals(counts, np.random.default_rng(seed),
+                                                    functools.partial(self._submit, queue)))
         env.process(self._capacity_changes())
         for pool in self.phones.keepalives:  # each draws its phases when it starts, in order
             env.process(self._keepalives(pool))
@@ -309,6 +324,24 @@ class NodeModel:
             if env.now >= end_s:
                 return
             self._submit(priority)
+
+    def _recorded_arrivals(self, counts: IntervalCounts, rng: np.random.Generator, arrive: Callable[[], None]
+                           ) -> Generator[simpy.Event, Any, None]:
+        """A recording's arrivals, interval by interval (`scenario.replay`): the interval's whole count, then that
+        many uniform times in it, sorted; `arrive()` at each."""
+        env = self.env
+        for start_s, end_s, count in zip(counts.starts_s.tolist(), counts.ends_s.tolist(), counts.counts.tolist(),
+                                         strict=True):
+            if self._over or start_s >= self.duration_s:
+                return
+            arrivals = whole_count(count, rng.random()) if count != int(count) else int(count)
+            if not arrivals:
+                continue
+            for t_s in np.sort(start_s + rng.random(arrivals) * (end_s - start_s)).tolist():
+                yield env.timeout(max(t_s - env.now, 0.0))
+                if self._over:
+                    return
+                arrive()
 
     # ----------------------------------------------------------------- calls
     def _call_attempts(self, calls: CallRateProfile) -> Generator[simpy.Event, Any, None]:
