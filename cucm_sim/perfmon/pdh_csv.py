@@ -24,6 +24,7 @@ import csv
 import io
 import math
 import re
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -145,9 +146,10 @@ def read_pdh_csv(path: Path, wanted: Sequence[str] | None = None, time_zone: str
         zone = _zone(first_cell, time_zone, source)
         clock = _Clock(zone, source)
         width = len(paths) + 1
-        values: list[list[float]] = []
-        lines: list[int] = []
+        values = array("d")  # row after row, flat: a long file is held as numbers, not Python objects
+        lines = array("q")
         blanks: list[Finding] = []
+        blanks_dropped = 0
         for row in reader:
             line = reader.line_num
             if not row:
@@ -156,24 +158,27 @@ def read_pdh_csv(path: Path, wanted: Sequence[str] | None = None, time_zone: str
                 raise RecordingError([f"{source}, line {line}: {len(row)} cells where the header has {width} "
                                       f"(a time stamp and {len(paths)} counters): a truncated or damaged row"])
             clock.add(row[0], line)
-            cells = []
             for column in columns:
                 text = row[column + 1]
                 if not text.strip():
-                    blanks.append(Finding(line, "blank", f"{paths[column].text} is blank (not read)"))
-                    cells.append(math.nan)
+                    if len(blanks) < MAX_FINDINGS_KEPT:
+                        blanks.append(Finding(line, "blank", f"{paths[column].text} is blank (not read)"))
+                    else:
+                        blanks_dropped += 1
+                    values.append(math.nan)
                     continue
-                cells.append(_number(text, source, line, paths[column]))
-            values.append(cells)
+                values.append(_number(text, source, line, paths[column]))
             lines.append(line)
-    if not values:
+    if not lines:
         raise RecordingError([f"{source}: no rows after the header (a recording needs at least two samples)"])
     recording = Recording(
-        source, [paths[c] for c in columns], np.array(values, dtype=float).reshape(len(values), len(columns)),
-        np.array(clock.elapsed_s), np.array(lines, dtype=np.int64), clock.first_local, zone,
+        source, [paths[c] for c in columns], np.frombuffer(values, dtype=float).reshape(len(lines), len(columns)),
+        np.frombuffer(clock.elapsed_s, dtype=float), np.frombuffer(lines, dtype=np.int64), clock.first_local, zone,
     )
     for finding in [*clock.findings, *blanks]:
         recording.note(finding)
+    if blanks_dropped:
+        recording.findings_dropped["blank"] = recording.findings_dropped.get("blank", 0) + blanks_dropped
     _note_gaps(recording)
     return recording
 
@@ -215,14 +220,14 @@ def _find(paths: Sequence[CounterPath], wanted: str, source: str) -> int:
     if len(found) == 1:
         return found[0]
     if found:
-        raise RecordingError([f"{source}: {wanted!r} matches {len(found)} counters "
+        raise RecordingError([f"{source}, line 1: {wanted!r} matches {len(found)} counters "
                               f"({', '.join(paths[i].text for i in found[:4])}); give the whole path with its host"])
     name = wanted.rstrip().rsplit("\\", 1)[-1].casefold()
     similar = [path.text for path in paths if path.counter.casefold() == name]
     listed = ", ".join(similar[:4] if similar else [p.text for p in paths[:6]])
     hint = f"; it has {listed}" if similar else f"; its counters: {listed}"
     more = f" and {len(paths) - 6} more" if not similar and len(paths) > 6 else ""
-    raise RecordingError([f"{source}: no counter {wanted!r} in the header{hint}{more}"])
+    raise RecordingError([f"{source}, line 1: no counter {wanted!r} in the header{hint}{more}"])
 
 
 def _number(text: str, source: str, line: int, path: CounterPath) -> float:
@@ -261,7 +266,7 @@ class _Clock:
     def __init__(self, zone: tzinfo | None, source: str) -> None:
         self.zone = zone
         self.source = source
-        self.elapsed_s: list[float] = []
+        self.elapsed_s = array("d")
         self.findings: list[Finding] = []
         self.first_local = datetime(1, 1, 1)
         self._first_utc = 0.0

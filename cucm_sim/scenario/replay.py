@@ -222,9 +222,9 @@ def per_second_counts(source: str, path: str, elapsed_s: np.ndarray, rates: np.n
     clamped = np.flatnonzero(corrected < 0)
     if len(clamped):
         rows = [int(lines[after[k]]) for k in clamped]
-        findings.append(Finding(rows[0], "clamped", f"{path}: in {len(rows):,} interval(s) the signals processed plus "
-                                f"the change in {_present_name(path)} came out below 0 and were taken as 0 (at "
-                                f"{_lines_text(rows)})"))
+        findings.append(Finding(rows[0], "clamped", f"{path}: the signals processed plus the change in "
+                                f"{_present_name(path).rsplit(chr(92), 1)[-1]} came out below 0 in {len(rows):,} "
+                                f"interval{'s' if len(rows) > 1 else ''} ({_lines_text(rows)}), taken as 0"))
     findings += _bridged(_present_name(path), before, after, lines, "correction")
     return (np.concatenate((starts_s[:head], elapsed_s[before], starts_s[tail:])),
             np.concatenate((ends_s[:head], elapsed_s[after], ends_s[tail:])),
