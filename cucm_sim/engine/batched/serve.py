@@ -45,8 +45,9 @@ def normal_only(node: NodeSnapshot, primary: PrimaryArrivals) -> bool:
 def queue_arrivals(constants: NodeConstants, primary: PrimaryArrivals, decisions: Decisions) -> Arrivals:
     """Each queue's arrivals in the block, in time order: the streams' (those sent) and the decided ones.
 
-    Every part is sorted already, so a merge sort joins them in about linear time; the decided signals'
-    tags are then put where their times landed.
+    Every stream's part is sorted already, so a merge sort joins them in about linear time (the decided
+    signals are sorted too when they come alone); the decided signals' tags are then put where their times
+    landed.
     """
     times: list[np.ndarray] = []
     tags: list[np.ndarray] = []
@@ -63,8 +64,12 @@ def queue_arrivals(constants: NodeConstants, primary: PrimaryArrivals, decisions
         sparse_s = np.array(decisions.signal_s[queue])
         parts.append(sparse_s)
         parts = [part for part in parts if len(part)]
-        queue_s = np.sort(np.concatenate(parts), kind="stable") if len(parts) > 1 else (
-            parts[0] if parts else np.empty(0))
+        if len(parts) > 1:
+            queue_s = np.sort(np.concatenate(parts), kind="stable")
+        elif parts:  # the decided signals are not in time order (a call's set-up signals follow its dial tone)
+            queue_s = parts[0] if parts[0] is not sparse_s else np.sort(sparse_s, kind="stable")
+        else:
+            queue_s = np.empty(0)
         queue_tags = np.full(len(queue_s), NO_TAG, dtype=np.int64)
         sparse_tags = np.array(decisions.signal_tag[queue], dtype=np.int64)
         tagged = np.flatnonzero(sparse_tags != NO_TAG)
