@@ -10,6 +10,7 @@ too short, or has nothing to estimate from ends in exit 2 with one message sayin
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 from typing import Any, Final, NamedTuple
@@ -58,8 +59,9 @@ FINDINGS_SHOWN: Final = 3
 @click.option("--tz", "zone_name", default=None, metavar="ZONE",
               help="IANA time zone of the file's time stamps (default: the header's); needed across a "
                    "daylight-saving change.")
-@click.option("--holding-time", "holding_time_s", type=click.FloatRange(1, 86_400), default=180.0, show_default=True,
-              help="Mean call holding time (s, exponential): Perfmon does not show it.")
+@click.option("--holding-time", "holding_time", default="180", show_default=True, metavar="SECONDS|auto",
+              help="Mean call holding time (s, exponential): Perfmon does not show it; auto fits it to the calls' "
+                   "ending (needs a call rate that varies over a holding time).")
 @click.option("--capacity-factor", type=click.FloatRange(0.01, 10), default=1.0, show_default=True,
               help="The router thread's speed while recorded (1 = nominal): the service time is per signal at "
                    "full speed.")
@@ -75,7 +77,7 @@ FINDINGS_SHOWN: Final = 3
               help="Runs of the written scenario for the goodness of fit (0: no fit).")
 @ALLOW_LARGE_OPTION
 def calibrate(recording_file: Path, out_file: Path, force: bool, host: str | None, zone_name: str | None,
-              holding_time_s: float, capacity_factor: float, signals_per_call: float | None, as_profile: bool,
+              holding_time: str, capacity_factor: float, signals_per_call: float | None, as_profile: bool,
               name: str | None, seed: int, replications: int, allow_large: bool) -> None:
     """Estimate signals per call, background signal rates and the service time from PERFMON.csv, and write a
     scenario that replays the recording.
@@ -90,6 +92,7 @@ def calibrate(recording_file: Path, out_file: Path, force: bool, host: str | Non
     on a user error (missing counters, a damaged or too short file, an existing --out without --force).
     """
     user_errors_exit_2(lambda: _check_target(out_file, force))
+    holding_time_s = user_errors_exit_2(lambda: _holding_time(holding_time))
     options = CalibrationOptions(holding_time_s=holding_time_s, capacity_factor=capacity_factor,
                                  signals_per_call=signals_per_call)
     recording, series = user_errors_exit_2(lambda: _read(recording_file, host, zone_name))
@@ -111,9 +114,25 @@ def calibrate(recording_file: Path, out_file: Path, force: bool, host: str | Non
     stdout.print(_estimates_table(calibration, service))
     if fit is not None:
         stdout.print(_fit_table(fit))
-    for warning in [*_recording_notes(recording), *calibration.warnings]:
+    for warning in [*_recording_notes(recording), *calibration.warnings, *(fit.warnings() if fit else [])]:
         stderr.print(Text.assemble(("warning:", "bold yellow"), " ", warning), highlight=False, soft_wrap=True)
     stdout.print(Text.assemble("wrote ", (str(out_file), "bold")), highlight=False, soft_wrap=True)
+
+
+MAX_HOLDING_TIME_S: Final = 86_400.0
+
+
+def _holding_time(text: str) -> float | None:
+    """--holding-time: seconds, or None for 'auto'."""
+    if text.strip().casefold() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 1 <= value <= MAX_HOLDING_TIME_S:
+        raise UserError([f"--holding-time {text!r}: give seconds from 1 to {MAX_HOLDING_TIME_S:,.0f}, or auto"])
+    return value
 
 
 def _check_target(path: Path, force: bool) -> None:
@@ -203,6 +222,7 @@ def _estimates_table(calibration: Calibration, service: ServiceTime) -> Table:
     row("signals per call", calibration.signals_per_call)
     if calibration.setup_signals is not None:
         row("  of them at set-up", calibration.setup_signals)
+    row("holding time", calibration.holding_time, "s")
     for fit in calibration.queues:
         row(f"background {QUEUE_NAMES[fit.queue]}", fit.background_per_s, "/s")
     row("service time", service.mean_ms, "ms")
@@ -224,6 +244,8 @@ def _fit_table(fit: GoodnessOfFit) -> Table:
     table.add_row("largest (ms)", f"{fit.recorded_max_ms:.3g}", " / ".join(f"{v:.3g}" for v in fit.simulated_max_ms))
     table.add_row("RMSE per run (ms)", "", f"{fit.rmse_ms:.3g}")
     table.add_row("RMSE of the runs' mean (ms)", "", f"{fit.mean_rmse_ms:.3g}")
+    table.add_row("mean outside Code Yellow/Red (ms)", f"{fit.recorded_clean_mean_ms:.3g}",
+                  f"{fit.simulated_clean_mean_ms:.3g}")
     table.add_row("RMSE outside Code Yellow/Red (ms)", "", f"{fit.clean_rmse_ms:.3g}")
     table.add_row("correlation", "", "-" if fit.correlation is None else f"{fit.correlation:.3f}")
     table.add_row("time in Code Yellow (s)", f"{fit.yellow_recorded_s:,.0f}",

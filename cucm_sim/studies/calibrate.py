@@ -21,9 +21,20 @@ teardown; the sum is well determined even where the two are not told apart (a sl
 makes them collinear), and its standard error comes from their covariance.  Samples far off the fit (a
 signal burst the calls do not explain, a second of registrations) are left out, first one by one (more
 than 6 robust standard deviations) and then by windows of a minute (a window mean more than 5 standard
-errors off), and the fit is repeated until nothing more is left out; what they leave out is written as
-`signal_burst` disturbances.  Keepalives are in the background of their queue: the file does not say how
-many phones there are.
+errors off), and the fit is repeated until nothing more is left out.  Keepalives are in the background of
+their queue: the file does not say how many phones there are.  The queues other than Normal get no call
+signals in the model: their background is their mean arrival rate, and a warning says when their
+arrivals follow the calls.
+
+**The holding time** is checked: the Normal queue's regression is repeated at holding times from 30 s to an
+hour (`check_holding_time`); one that fits clearly better than the one assumed (by more than
+`HOLDING_DELTA` residual variances) is named in a warning, and with the holding time to be fitted
+(`--holding-time auto`) the calibration is repeated at the best one until it holds.
+
+**Bursts.**  Per queue and per bin of `profile_bin_s`, arrivals beyond what the fitted model explains
+(more than 5 standard errors, and 5 % of the background) are bursts; neighbouring bins of about the same
+excess make one, written as a `signal_burst` disturbance.  In Code Yellow a rejected call is taken to cost
+one signal, as the scenario's default says.
 
 **Service time.**  In a second that begins and ends with a backlog (at least `MIN_BACKLOG` signals waiting
 at both samples, no Code Red), the thread was busy all second, so QueueSignalsProcessed Total counts
@@ -34,11 +45,13 @@ Var N / E N = c^2.  The capacity factor is taken as 1 unless told.  A recording 
 `MIN_SATURATED_SECONDS` such seconds falls back to matching the recorded AverageExpectedDelay in simulation
 (`fit_service_time_by_delay`).
 
-**The scenario** replays the recording: the call attempts as a `calls_profile` (means over bins of
-`profile_bin_s`), the background per queue, the bursts as disturbances, the estimated costs and speed,
-Cisco's default throttling parameters (a recording does not show them), no phones (their keepalives are in
-the background).  **Goodness of fit** (`goodness_of_fit`): the scenario run with a few seeds, its
-AverageExpectedDelay sampled as the recording was and compared with it.
+**The scenario** replays the recording: the call attempts as the recording has them, interval by
+interval (`load.trace` naming the file and its CallsAttempted), or as a `calls_profile` (means over bins of
+`profile_bin_s`) for a scenario that stands alone; the background per queue, the bursts as disturbances,
+the estimated costs and speed, Cisco's default throttling parameters (a recording does not show them), no
+phones (their keepalives are in the background).  **Goodness of fit** (`goodness_of_fit`): the scenario
+run with a few seeds, its AverageExpectedDelay, Code Yellow and Code Red sampled as the recording was and
+compared with it.
 
 Pure but for `fit_service_time_by_delay` and `goodness_of_fit`, which run simulations; reads and writes no
 file (`perfmon.pdh_csv` reads, the CLI writes).
@@ -48,7 +61,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import numpy as np
@@ -102,6 +115,9 @@ MAX_PROFILE_POINTS: Final = 5_000
 MIN_PROFILE_BIN_S: Final = 10.0
 PROFILE_POINTS_PER_LINE: Final = 8
 MAX_BURSTS: Final = 200
+MIN_ENDING_VARIATION: Final = 0.05
+"""Least variation of the calls' ending rate (`ending_variation`) that tells teardown signals from background:
+below it the estimate is refused."""
 WARN_RELATIVE_SE: Final = 0.05
 """A signals-per-call estimate less precise than this (standard error / value) is reported with a warning."""
 REFUSE_RELATIVE_SE: Final = 0.25
@@ -355,8 +371,8 @@ class ServiceTime:
 class CalibrationOptions:
     """What the user says that the recording does not."""
 
-    holding_time_s: float = DEFAULT_HOLDING_TIME_S
-    """Mean call holding time (s), exponential."""
+    holding_time_s: float | None = DEFAULT_HOLDING_TIME_S
+    """Mean call holding time (s), exponential; None: fitted (`HoldingCheck`, repeated until it holds)."""
     capacity_factor: float = 1.0
     """The router thread's speed while the recording was made (1 = nominal)."""
     signals_per_call: float | None = None
@@ -382,6 +398,10 @@ class Calibration:
     profile: tuple[tuple[float, float], ...]
     """The call-attempt rate, [t_s, calls/s] points."""
     profile_bin_s: float
+    holding_time: Estimate
+    """The mean holding time (s) the estimates assume: given, or fitted."""
+    holding_check: HoldingCheck | None
+    """How well other holding times fit (None when signals per call was given)."""
     warnings: tuple[str, ...] = ()
 
     @property
@@ -445,6 +465,15 @@ def _robust_sd(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
+def _window_means(windows: np.ndarray, values: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per window number 0..max: how many `members` it has and the mean of their `values` (0 where none)."""
+    size = int(windows.max()) + 1 if len(windows) else 0
+    count = np.bincount(windows[members], minlength=size).astype(float)
+    total = np.bincount(windows[members], weights=values[members], minlength=size)
+    mean: np.ndarray = np.divide(total, count, out=np.zeros(size), where=count > 0)
+    return count, mean
+
+
 def robust_fit(design: np.ndarray, y: np.ndarray, usable: np.ndarray, t_s: np.ndarray,
                window_s: float = WINDOW_S) -> _Fit:
     """Least squares of `y` on `design` over the `usable` samples, leaving out outliers until none is left
@@ -457,11 +486,9 @@ def robust_fit(design: np.ndarray, y: np.ndarray, usable: np.ndarray, t_s: np.nd
         residual = y - design @ coefficients
         scale = _robust_sd(residual[use]) or float(np.std(residual[use])) or 1.0
         keep = usable & (np.abs(residual) <= SAMPLE_OUTLIER_SDS * scale)
-        for window in np.unique(windows[keep]):
-            members = keep & (windows == window)
-            count = int(members.sum())
-            if abs(float(residual[members].mean())) > WINDOW_OUTLIER_SES * scale / math.sqrt(count):
-                keep &= ~members
+        count, mean = _window_means(windows, residual, keep)
+        off = np.abs(mean) > WINDOW_OUTLIER_SES * scale / np.sqrt(np.maximum(count, 1))
+        keep &= ~off[windows]
         if np.array_equal(keep, use) or keep.sum() < design.shape[1] + 2:
             break
         use = keep
@@ -469,25 +496,61 @@ def robust_fit(design: np.ndarray, y: np.ndarray, usable: np.ndarray, t_s: np.nd
     return _Fit(coefficients, covariance, use, residual_sd)
 
 
+HOLDING_ROUNDS: Final = 8
+
+
 def calibrate(series: Series, options: CalibrationOptions | None = None) -> Calibration:
     """Estimate signals per call, the background of each queue and the service time from `series` (see the
     module doc).  UserError when the recording is too short or has nothing to estimate from.  The service time
-    is None when the recording has fewer than `MIN_SATURATED_SECONDS` saturated seconds."""
+    is None when the recording has fewer than `MIN_SATURATED_SECONDS` saturated seconds.  With a holding time
+    to fit (`options.holding_time_s` None) the calibration is repeated at the holding time that fits best until
+    that one holds (at most `HOLDING_ROUNDS` times)."""
     options = options or CalibrationOptions()
+    if options.holding_time_s is not None:
+        result = _calibrate_at(series, options, options.holding_time_s)
+        check = result.holding_check
+        if check is None or not check.better:
+            return result
+        warning = (f"the recording fits a mean holding time of about {check.best_s.describe('s', 2)} better than "
+                   f"the {_plain(options.holding_time_s)} s assumed; if that is plausible, give --holding-time "
+                   f"{check.best_s.value:.0f} (or auto)")
+        return replace(result, warnings=(*result.warnings, warning))
+    holding_s = DEFAULT_HOLDING_TIME_S
+    tried: list[float] = []
+    while True:
+        result = _calibrate_at(series, options, holding_s)
+        tried.append(holding_s)
+        check = result.holding_check
+        if check is None or not check.better or len(tried) >= HOLDING_ROUNDS or check.best_s.value in tried:
+            break
+        holding_s = check.best_s.value
+    se = check.best_s.se if check is not None else None
+    fitted = Estimate(holding_s, se, f"fitted: the holding time whose calls ending fit the Normal queue's arrivals "
+                      f"best ({len(tried)} round{'s' if len(tried) > 1 else ''}: {', '.join(map(_plain, tried))} s)")
+    warnings = result.warnings
+    if check is not None and check.better:
+        warnings = (*warnings, f"the holding time did not settle ({', '.join(map(_plain, tried))} s): the call rate "
+                    "may vary too little over a holding time to tell it; give --holding-time")
+    return replace(result, holding_time=fitted, warnings=warnings)
+
+
+def _calibrate_at(series: Series, options: CalibrationOptions, holding_time_s: float) -> Calibration:
+    """`calibrate` at one holding time (s)."""
     source = series.source
     if series.intervals < 2:
-        raise UserError([f"{source}: {series.intervals + 1} samples; calibration needs a recording of many "
-                         "samples (an hour at a 1-s or 15-s interval, the call rate varying)"])
+        rows = series.intervals + 1
+        raise UserError([f"{source}: too short: {rows} sample{'s' if rows > 1 else ''}; calibration needs a "
+                         "recording of many (an hour or more at a 1-s or 15-s interval, the call rate varying)"])
     if not np.nansum(series.attempted) > 0:
         raise UserError([f"{source}: nothing to estimate from: CallsAttempted never grows (no call was "
                          "attempted in the recording), so signals per call cannot be told from background"])
     accepted = np.nan_to_num(series.accepted_per_s(), nan=0.0)
-    teardown, initial = teardown_rates(accepted, series.length_s, series.down, options.holding_time_s)
+    teardown, initial = teardown_rates(accepted, series.length_s, series.down, holding_time_s)
     arrivals = series.arrivals()
     clean = series.clean()
     if clean.sum() < MIN_CLEAN_SAMPLES:
-        raise UserError([f"{source}: only {int(clean.sum())} samples outside Code Yellow and Code Red with every "
-                         f"counter read; calibration needs at least {MIN_CLEAN_SAMPLES} (a longer recording)"])
+        raise UserError([f"{source}: too short: {int(clean.sum())} samples outside Code Yellow and Code Red with "
+                         f"every counter read; calibration needs at least {MIN_CLEAN_SAMPLES} (a longer recording)"])
     columns = [np.ones(series.intervals), accepted, teardown]
     if np.count_nonzero(initial[clean] > 0.05) >= 3:
         columns.append(initial)
@@ -504,6 +567,7 @@ def calibrate(series: Series, options: CalibrationOptions | None = None) -> Cali
                    background_only.used, background_only.residual_sd)
         signals_per_call = Estimate(known, None, "given (--signals-per-call); set-up signals assumed half")
         setup: Estimate | None = None
+        holding_check: HoldingCheck | None = None
     else:
         fit = robust_fit(design, arrivals[NORMAL], clean, t_end)
         if fit.used.sum() < MIN_CLEAN_SAMPLES:
@@ -513,6 +577,13 @@ def calibrate(series: Series, options: CalibrationOptions | None = None) -> Cali
         variance = float(fit.covariance[1, 1] + fit.covariance[2, 2] + 2 * fit.covariance[1, 2])
         se = math.sqrt(variance) if math.isfinite(variance) and variance >= 0 else math.inf
         variation = _call_rate_variation(accepted[fit.used])
+        ending = ending_variation(teardown, design[:, 3] if design.shape[1] > 3 else None, accepted, fit.used)
+        if ending < MIN_ENDING_VARIATION:
+            raise UserError([
+                f"{source}: the call rate does not vary enough to tell the signals of calls from background: the "
+                f"rate at which calls end (a holding time after they start) varies by {100 * ending:.1f} % of the "
+                f"call rate, at least {100 * MIN_ENDING_VARIATION:.0f} % is needed (accepted calls {variation}); "
+                "record a period whose call rate changes (a business day's ramp), or give --signals-per-call"])
         if not math.isfinite(se) or total <= 0 or se > REFUSE_RELATIVE_SE * abs(total):
             raise UserError([
                 f"{source}: the call rate does not vary enough to tell the signals of calls from background "
@@ -522,12 +593,13 @@ def calibrate(series: Series, options: CalibrationOptions | None = None) -> Cali
             warnings.append(f"signals per call is uncertain ({total:.3g} ± {se:.2g}, {100 * se / total:.0f} %): "
                             f"accepted calls {variation}; a longer recording, a 1-s interval or a wider range of "
                             "call rates narrows it")
-        signals_per_call = Estimate(total, se, _LOAD_METHOD.format(holding=_plain(options.holding_time_s)))
+        signals_per_call = Estimate(total, se, _LOAD_METHOD.format(holding=_plain(holding_time_s)))
         setup_se = math.sqrt(float(fit.covariance[1, 1])) if math.isfinite(fit.covariance[1, 1]) else math.inf
         setup_value = float(fit.coefficients[1])
         setup = (Estimate(setup_value, setup_se, "coefficient of the accepted-call rate")
                  if setup_se <= max(1.0, 0.1 * setup_value) and 1 <= setup_value <= total else None)
         normal_cov = fit.covariance
+        holding_check = check_holding_time(series, accepted, arrivals[NORMAL], fit.used, holding_time_s)
     queues = []
     for queue in range(4):
         if queue == NORMAL:
@@ -550,7 +622,56 @@ def calibrate(series: Series, options: CalibrationOptions | None = None) -> Cali
     if not series.rejected_counted:
         warnings.append("no CallsRejectedDueToThrottling: every call attempted in Code Yellow counts as rejected")
     return Calibration(series, options, signals_per_call, setup, tuple(queues), service, tuple(bursts),
-                       int(clean.sum()), int(clean.sum() - fit.used.sum()), profile, bin_s, tuple(warnings))
+                       int(clean.sum()), int(clean.sum() - fit.used.sum()), profile, bin_s,
+                       Estimate(holding_time_s, None, "assumed (--holding-time): Perfmon does not show it"),
+                       holding_check, tuple(warnings))
+
+
+HOLDING_GRID_S: Final = tuple(float(value) for value in np.geomspace(30.0, 3600.0, 25).round(1))
+"""Mean holding times the check of the assumed one tries (s)."""
+HOLDING_DELTA: Final = 9.0
+"""How much better (in residual variances, about 3 standard errors) another holding time must fit for a warning."""
+
+
+@dataclass(frozen=True)
+class HoldingCheck:
+    """Other mean holding times against the one assumed: the best fit and whether it fits clearly better."""
+
+    best_s: Estimate
+    better: bool
+    """The best fits the Normal queue's arrivals better than the assumed by more than `HOLDING_DELTA` residual
+    variances."""
+
+
+def check_holding_time(series: Series, accepted: np.ndarray, arrivals: np.ndarray, used: np.ndarray,
+                       assumed_s: float) -> HoldingCheck:
+    """The least squares of the Normal queue's regression over the samples `used` at each of `HOLDING_GRID_S`
+    and at `assumed_s`: the best holding time (a parabola in log holding time through the best grid point and
+    its neighbours), its standard error from the parabola's curvature (the change of one residual variance),
+    and whether it fits better than the assumed one by more than `HOLDING_DELTA` residual variances."""
+    def squares(holding_s: float) -> float:
+        teardown, initial = teardown_rates(accepted, series.length_s, series.down, holding_s)
+        design = np.column_stack([np.ones(len(accepted)), accepted, teardown, initial])[used]
+        coefficients, _, _, _ = np.linalg.lstsq(design, arrivals[used], rcond=None)
+        residual = arrivals[used] - design @ coefficients
+        return float(residual @ residual)
+
+    assumed = squares(assumed_s)
+    variance = max(assumed / max(1, int(used.sum()) - 4), 1e-12)
+    grid = np.log(np.array(HOLDING_GRID_S))
+    fits = np.array([squares(math.exp(float(x))) for x in grid])
+    best = int(np.argmin(fits))
+    best_log, se_log = float(grid[best]), None
+    if 0 < best < len(grid) - 1:
+        curvature, slope, _ = np.polyfit(grid[best - 1:best + 2], fits[best - 1:best + 2], 2)
+        if curvature > 0:
+            best_log = float(np.clip(-slope / (2 * curvature), grid[best - 1], grid[best + 1]))
+            se_log = math.sqrt(variance / curvature)
+    best_s = math.exp(best_log)
+    lowest = min(float(fits[best]), squares(best_s))
+    estimate = Estimate(round(best_s, 1), None if se_log is None else best_s * se_log,
+                        "least squares of the Normal queue's regression over holding times 30 to 3,600 s")
+    return HoldingCheck(estimate, (assumed - lowest) / variance > HOLDING_DELTA)
 
 
 _LOAD_METHOD: Final = ("regression of Normal-queue arrivals on calls accepted and ending per second (holding "
@@ -564,6 +685,20 @@ def _plain(value: float) -> str:
 def _se(covariance: np.ndarray, index: int) -> float | None:
     value = float(covariance[index, index])
     return math.sqrt(value) if math.isfinite(value) and value > 0 else None
+
+
+def ending_variation(teardown: np.ndarray, initial: np.ndarray | None, accepted: np.ndarray, used: np.ndarray
+                     ) -> float:
+    """How much the rate of calls ending varies beyond a constant and the ending of the calls held at the start
+    (which the regression cannot tell from background): the standard deviation of what is left of it, over the
+    samples `used`, as a share of the mean call rate.  Without it teardown signals cannot be told from
+    background (a constant call rate gives about 1 %, a business day's ramp 30 %)."""
+    columns = [np.ones(int(used.sum()))] + ([initial[used]] if initial is not None else [])
+    design = np.column_stack(columns)
+    coefficients, _, _, _ = np.linalg.lstsq(design, teardown[used], rcond=None)
+    rest = teardown[used] - design @ coefficients
+    mean_rate = float(np.mean(accepted[used]))
+    return float(np.std(rest)) / mean_rate if mean_rate > 0 else 0.0
 
 
 def _call_rate_variation(accepted_per_s: np.ndarray) -> str:
@@ -649,22 +784,22 @@ def find_bursts(series: Series, queues: Sequence[QueueFit], signals_per_call: fl
         excess = arrivals[fit.queue] - expected
         scale = max(fit.residual_sd_per_s, 1.0)
         runs: list[list[float]] = []  # [start, end, signals, noise of the rate]
-        for index in np.unique(bins[usable]):
+        count, mean = _window_means(bins, np.nan_to_num(excess), usable)
+        noise = scale / np.sqrt(np.maximum(count, 1))
+        floor = max(0.05 * fit.background_per_s.value, 1.0)
+        for index in np.flatnonzero((count > 0) & (mean > np.maximum(WINDOW_OUTLIER_SES * noise, floor))).tolist():
             members = usable & (bins == index)
-            count = int(members.sum())
-            mean = float(excess[members].mean())
-            noise = scale / math.sqrt(count)
-            if mean <= max(WINDOW_OUTLIER_SES * noise, 0.05 * fit.background_per_s.value, 1.0):
-                continue
             start = float(series.t_s[:-1][members].min())
             end = float(series.t_s[1:][members].max())
+            rate = float(mean[index])
             if runs and start - runs[-1][1] <= series.interval_s * 1.5:
                 last = runs[-1]
-                rate = last[2] / (last[1] - last[0])
-                if abs(mean - rate) <= max(0.2 * max(mean, rate), WINDOW_OUTLIER_SES * math.hypot(noise, last[3])):
-                    runs[-1] = [last[0], end, last[2] + mean * (end - start), min(last[3], noise)]
+                before = last[2] / (last[1] - last[0])
+                if abs(rate - before) <= max(0.2 * max(rate, before),
+                                             WINDOW_OUTLIER_SES * math.hypot(float(noise[index]), last[3])):
+                    runs[-1] = [last[0], end, last[2] + rate * (end - start), min(last[3], float(noise[index]))]
                     continue
-            runs.append([start, end, mean * (end - start), noise])
+            runs.append([start, end, rate * (end - start), float(noise[index])])
         bursts.extend(Burst(fit.queue, start, end, signals / (end - start)) for start, end, signals, _ in runs
                       if end > start)
     return sorted(bursts, key=lambda burst: (burst.start_s, burst.queue))
@@ -717,7 +852,7 @@ def scenario_data(calibration: Calibration, name: str, seed: int = 1, service_ti
     load["signals_per_call"] = max(1, round(calibration.signals_per_call.value))
     if calibration.setup_signals is not None:
         load["setup_signals_per_call"] = min(load["signals_per_call"], max(1, round(calibration.setup_signals.value)))
-    load["holding_time_s"] = {"distribution": "exponential", "mean": calibration.options.holding_time_s}
+    load["holding_time_s"] = {"distribution": "exponential", "mean": _rounded(calibration.holding_time.value, 4)}
     duration_s = max(1, math.floor(calibration.series.duration_s))  # a replay may not pass the recording's end
     disturbances = [
         {"kind": "signal_burst", "start_s": _rounded(burst.start_s), "end_s": _rounded(min(burst.end_s, duration_s)),
@@ -785,7 +920,8 @@ def scenario_text(calibration: Calibration, data: dict[str, Any], service: Servi
     header += [
         "",
         "Assumptions (a Perfmon recording does not show these; change them if you know better):",
-        f"  - call holding time exponential, mean {_plain(calibration.options.holding_time_s)} s;",
+        f"  - call holding time exponential, mean {calibration.holding_time.describe('s')} "
+        f"({calibration.holding_time.method});",
         f"  - the router thread at capacity factor {_plain(service.capacity_factor)} while recorded;",
         f"  - service-time shape {service.shape}" + (" (the default: too few saturated seconds to tell)"
                                                      if service.cv is None or service.saturated_seconds
@@ -798,7 +934,7 @@ def scenario_text(calibration: Calibration, data: dict[str, Any], service: Servi
     if calibration.setup_signals is None:
         header.append("  - set-up signals: the default half of signals per call (the fit could not tell set-up "
                       "from teardown).")
-    for warning in calibration.warnings:
+    for warning in [*calibration.warnings, *(fit.warnings() if fit is not None else [])]:
         header.append(f"Warning: {warning}.")
     if fit is not None:
         header += ["", *fit.lines()]
@@ -834,7 +970,9 @@ def _yaml_lines(calibration: Calibration, data: dict[str, Any], service: Service
         assert calibration.setup_signals is not None
         lines.append(f"  setup_signals_per_call: {load['setup_signals_per_call']}  # "
                      f"{calibration.setup_signals.describe()}")
-    lines.append(f"  holding_time_s: {_flow(load['holding_time_s'])}  # assumed")
+    fitted = calibration.options.holding_time_s is None
+    lines.append(f"  holding_time_s: {_flow(load['holding_time_s'])}  # "
+                 + (f"fitted, {calibration.holding_time.describe('s')}" if fitted else "assumed"))
     if "trace" in load:
         lines.append("  trace:  # the recorded call attempts, replayed interval by interval (each interval's count, "
                      "at uniform times in it)")
@@ -952,6 +1090,9 @@ class GoodnessOfFit:
     """Of the seeds' mean profile with the recording (None when either is constant)."""
     clean_rmse_ms: float
     """As `rmse_ms`, over the recording's samples outside Code Yellow/Red."""
+    recorded_clean_mean_ms: float
+    simulated_clean_mean_ms: float
+    """The mean AverageExpectedDelay over the recording's samples outside Code Yellow/Red."""
     yellow_recorded_s: float
     yellow_simulated_s: tuple[float, ...]
     episodes_recorded: int
@@ -962,6 +1103,18 @@ class GoodnessOfFit:
     red_recorded: int
     red_simulated: tuple[int, ...]
 
+    def warnings(self) -> list[str]:
+        """What the fit says is wrong with the scenario: a delay outside Code Yellow/Red far from the recording's
+        (the service time or its shape is off; a backlog that came at a lower CPU speed gives a service time
+        too long, unless --capacity-factor says so)."""
+        recorded, simulated = self.recorded_clean_mean_ms, self.simulated_clean_mean_ms
+        if not (recorded > 0 and simulated > 0) or 1 / CLEAN_DELAY_RATIO <= simulated / recorded <= CLEAN_DELAY_RATIO:
+            return []
+        return [f"outside Code Yellow/Red the scenario's AverageExpectedDelay averages {simulated:.3g} ms against "
+                f"the recording's {recorded:.3g} ms: its service time (or its shape) does not fit the quiet periods; "
+                "if the saturated seconds came while the CPU was slowed down (a backup, a cpu_slowdown), the service "
+                "time is that speed's: add the slowdown to the scenario"]
+
     def lines(self) -> list[str]:
         """The fit in words (for the scenario's header)."""
         seeds = ", ".join(map(str, self.seeds))
@@ -970,7 +1123,8 @@ class GoodnessOfFit:
             f"Goodness of fit (this scenario run with seeds {seeds}, sampled as the recording):",
             f"  AverageExpectedDelay mean {self.simulated_mean_ms:.3g} ms (recorded {self.recorded_mean_ms:.3g}); "
             f"RMSE {self.rmse_ms:.3g} ms per run, {self.mean_rmse_ms:.3g} ms for the runs' mean; "
-            f"correlation {correlation}; outside Code Yellow/Red RMSE {self.clean_rmse_ms:.3g} ms.",
+            f"correlation {correlation}; outside Code Yellow/Red mean {self.simulated_clean_mean_ms:.3g} ms "
+            f"(recorded {self.recorded_clean_mean_ms:.3g}), RMSE {self.clean_rmse_ms:.3g} ms.",
             f"  Code Yellow {_seconds(self.yellow_simulated_s)} (recorded {self.yellow_recorded_s:,.0f} s); episodes "
             f"{_counts(self.episodes_simulated)} (recorded {self.episodes_recorded}, {self.episodes_matched} matched); "
             f"Code Red {_counts(self.red_simulated)} (recorded {self.red_recorded}).",
@@ -978,6 +1132,9 @@ class GoodnessOfFit:
 
 
 MATCH_SLACK_S: Final = 30.0
+CLEAN_DELAY_RATIO: Final = 1.5
+"""A scenario whose mean delay outside Code Yellow/Red is more than this many times the recording's (or less than
+its inverse) is reported (`GoodnessOfFit.warnings`)."""
 
 
 def _seconds(values: Sequence[float]) -> str:
@@ -1036,6 +1193,8 @@ def goodness_of_fit(series: Series, scenario: Scenario, replications: int = GOOD
         mean_rmse_ms=float(np.sqrt(np.mean((both[0] - both[1]) ** 2))),
         correlation=correlation,
         clean_rmse_ms=float(np.mean(np.sqrt(np.mean(clean_errors**2, axis=1)))) if clean_errors.size else math.nan,
+        recorded_clean_mean_ms=float(np.mean(recorded[clean_samples])) if clean_samples.any() else math.nan,
+        simulated_clean_mean_ms=float(np.mean(delays[:, clean_samples])) if clean_samples.any() else math.nan,
         yellow_recorded_s=time_in(series.yellow),
         yellow_simulated_s=tuple(time_in(run[names.CODE_YELLOW_ENTRY_EXIT]) for run in runs),
         episodes_recorded=len(recorded_yellow),
