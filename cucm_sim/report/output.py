@@ -378,8 +378,10 @@ def _read_text(path: Path) -> str:
 
 
 def parse_resolved_yaml(text: str, source: str) -> Scenario:
-    """The scenario of scenario.resolved.yaml text; ScenarioError (a UserError) naming `source` if invalid."""
-    return parse_scenario(parse_yaml_text(text, source), source)
+    """The scenario of scenario.resolved.yaml text; ScenarioError (a UserError) naming `source` if invalid.  A
+    run's recording (`load.trace`) is not read: its results are read without it (running the scenario again
+    reads it)."""
+    return parse_scenario(parse_yaml_text(text, source), source, read_recording=False)
 
 
 def _json_object(text: str, source: str) -> dict[str, Any]:
