@@ -17,7 +17,8 @@ import cucm_sim
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
-NOTEBOOKS = ("01_code_yellow_walkthrough.ipynb", "02_capacity_what_if.ipynb", "03_sccp_and_restarts.ipynb")
+NOTEBOOKS = ("01_code_yellow_walkthrough.ipynb", "02_capacity_what_if.ipynb", "03_sccp_and_restarts.ipynb",
+             "04_perfmon_replay.ipynb")
 CELL_TIMEOUT_S = 300
 """Per cell; a fast-mode notebook takes well under a minute in all."""
 
