@@ -16,7 +16,9 @@ daylight-saving change, through the file's time zone).  Interval k is (t_{k-1}, 
   counts rate_k x (t_k - t_{k-1}).  Exact at 1-s sampling; at 15 s the one second read stands for fifteen.
 - **Processed and present.**  For a `QueueSignalsProcessed Q` background counter whose host also has
   `QueueSignalsPresent Q` in the file, the arrivals are the signals processed plus the change in those
-  present: processed_k x length + P_k - P_{k-1}, clamped at 0 (the clamps are counted and reported).  At
+  present: processed_k x length + P_k - P_{k-1}, clamped at 0 (the clamps are kept as a finding, not
+  printed as a warning: at 15-s sampling a draining backlog does it by itself, the one second read
+  standing for fifteen; it is the rule at work, not a fault of the file).  At
   1-s sampling this is exact up to the one signal in service at either end (a signal leaves the queue when
   its service starts and counts as processed when it ends), and it keeps a backlog's arrivals that the
   router had not handled yet.  Without the present counter the arrivals are the signals processed.
@@ -64,6 +66,8 @@ LINES_SHOWN: Final = 5
 """Line numbers an error or a warning lists before it counts the rest."""
 WARNINGS_PER_KIND: Final = 5
 """Findings of one kind (gap, repeat, restart, blank, ...) shown as warnings; the rest are counted in one line."""
+QUIET_KINDS: Final = frozenset({"clamped"})
+"""Findings kept in `RecordedLoad.findings` but not printed as warnings."""
 CACHE_SIZE: Final = 4
 """Recordings kept per process (the most recently used)."""
 
@@ -364,8 +368,9 @@ def check_recording(scenario: Scenario, source: str) -> None:
 
 def recording_warnings(scenario: Scenario, source: str) -> list[str]:
     """What the recording of `scenario` holds that a reader must know (gaps, daylight-saving changes, counter
-    restarts, blanks bridged, corrections clamped), one line per finding naming `source`, the file and the
-    line: at most `WARNINGS_PER_KIND` of each kind, the rest counted."""
+    restarts, blanks bridged), one line per finding naming `source`, the file and the line: at most
+    `WARNINGS_PER_KIND` of each kind, the rest counted.  Corrections clamped at 0 are findings too but not
+    warnings (see the module doc)."""
     trace = scenario.load.trace
     if trace is None:
         return []
@@ -373,7 +378,8 @@ def recording_warnings(scenario: Scenario, source: str) -> list[str]:
     where = f"{source}: load.trace: {loaded.source}"
     by_kind: dict[str, list[Finding]] = {}
     for finding in loaded.findings:
-        by_kind.setdefault(finding.kind, []).append(finding)
+        if finding.kind not in QUIET_KINDS:
+            by_kind.setdefault(finding.kind, []).append(finding)
     warnings = []
     for kind, found in by_kind.items():
         warnings += [f"{where}, line {finding.line}: {finding.detail}" for finding in found[:WARNINGS_PER_KIND]]
@@ -386,4 +392,4 @@ def recording_warnings(scenario: Scenario, source: str) -> list[str]:
 
 
 _KIND_WORDS: Final = {"gap": "gaps", "repeat": "rows of a repeated hour", "forward": "clock changes",
-                      "restart": "counter restarts", "blank": "blank runs", "clamped": "clamped intervals"}
+                      "restart": "counter restarts", "blank": "blank runs"}
