@@ -96,13 +96,14 @@ class IntervalCounts:
                                    np.concatenate(([0.0], np.cumsum(self.counts))))
         return at
 
-    def peak_rate_per_s(self, start_s: float, end_s: float) -> float:
-        """The highest interval rate among the intervals that overlap (start_s, end_s) (arrivals/s)."""
-        first = int(np.searchsorted(self.ends_s, start_s, side="right"))
-        last = int(np.searchsorted(self.starts_s, end_s, side="left"))
-        if last <= first:
-            return 0.0
-        return float(self.rates_per_s()[first:last].max())
+    def peak_rates_per_s(self, starts_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
+        """For each span (starts_s[j], ends_s[j]), the highest rate of an interval that overlaps it (arrivals/s;
+        0 where none does)."""
+        rates = self.rates_per_s()
+        firsts = np.searchsorted(self.ends_s, starts_s, side="right").tolist()
+        lasts = np.searchsorted(self.starts_s, ends_s, side="left").tolist()
+        return np.array([float(rates[first:last].max()) if last > first else 0.0
+                         for first, last in zip(firsts, lasts, strict=True)])
 
 
 @dataclass(frozen=True)

@@ -376,8 +376,7 @@ def _recorded_sources(recorded: RecordedLoad, starts_s: np.ndarray, ends_s: np.n
         if counts is None:
             continue
         rate = (counts.cumulative_at(ends_s) - counts.cumulative_at(starts_s)) / (ends_s - starts_s)
-        peak = np.array([counts.peak_rate_per_s(start_s, end_s) for start_s, end_s in zip(
-            starts_s.tolist(), ends_s.tolist(), strict=True)])
+        peak = counts.peak_rates_per_s(starts_s, ends_s)
         busiest = f"up to {_number(float(peak.max(initial=0.0)))}/s in an interval of {name}"
         if queue is None:
             add("load.trace.calls", f"{_number(float(rate.mean()))} calls/s on average ({busiest}) x "
