@@ -3,5 +3,5 @@
 `counters` names the counters and says how each one counts (a running total, a per-second rate, a reading
 at the sample); `pdh_csv` writes and reads the comma-separated layout that Windows Perfmon, typeperf and
 RTMT's Performance Log Viewer share.  Nothing here knows about a run: `report.perfmon_export` turns a run
-into counters, `scenario.trace` turns a recording into load.
+into counters, `scenario.replay` turns a recording (named by a scenario's `load.trace`) into load.
 """

@@ -12,7 +12,7 @@ sample time t (whole seconds), from the run's per-second timeline (row k is the 
   CallManagerOnline); object "Cisco CallManager": CallsAttempted (running total) and CallManagerHeartBeat,
   one more for each second the service was up, so it stands still while it restarts.  The running totals
   run from the start of the run: the simulated restart does not reset them (a real one does; a reader of
-  recordings must allow for that, `scenario.trace` does).
+  recordings must allow for that, `scenario.replay` does).
 - per host: `Processor(N)\DPC Rate` and `% DPC Time` as sampled in the second before t, and `Network
   Interface(NIC)\Packets Received Discarded`, a running total.
 At t = 0 every counter reads 0.  QueueSignalsProcessed per queue comes from signals_by_queue.csv; a run
