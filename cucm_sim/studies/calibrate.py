@@ -11,8 +11,10 @@ one before).  At a 1-s sampling interval that is exact whatever the backlog; at 
 in fifteen the per-second counter shows, with the queue's growth spread over the interval.
 
 **Signals per call and background** (per queue, by least squares over the clean samples: neither end in
-Code Yellow or Code Red, the service up): arrivals = background + setup x (calls accepted per second) +
-teardown x (calls ending per second) + initial x (a decaying term).  Calls accepted are CallsAttempted less
+Code Yellow or Code Red nor within `GUARD_S` of it, nor in a backlog, the service up; behind a backlog a
+call's set-up signals come late, when its off-hook is handled): arrivals = background + setup x (calls
+accepted per second) + teardown x (calls ending per second) + initial x (a decaying term).  Calls accepted
+are CallsAttempted less
 CallsRejectedDueToThrottling over the interval (a fall of a running total is a restart: the count starts
 from zero).  Calls ending is the accepted calls passed through the holding time (exponential, mean 180 s
 unless told: Perfmon does not show it), and the last term the ending of the calls already in progress
@@ -98,9 +100,15 @@ OPTIONAL_COUNTERS: Final[tuple[tuple[str, str], ...]] = (
 in Code Yellow counts as rejected), the heartbeat (else the service is taken as down in Code Red only)."""
 
 DEFAULT_HOLDING_TIME_S: Final = 180.0
+GUARD_S: Final = 15.0
+"""Samples this close to Code Yellow or Code Red are not clean: the backlog around an episode delays calls'
+set-up signals into later seconds (and bursts of admitted calls follow an exit)."""
 MIN_BACKLOG: Final = 10
 """Signals waiting at both ends of a second for it to count as saturated (a queue that is 1 deep may have
 emptied in between)."""
+BACKLOG_DELAY_MS: Final = 8.0
+"""An AverageExpectedDelay this long (the default Code Yellow exit latency) only comes of a backlog: such samples
+are not clean (at 15-s sampling a backlog between two samples shows in the delay, not in the queues)."""
 MIN_SATURATED_SECONDS: Final = 5
 """Fewer saturated seconds than this: the service time is fitted by simulation instead."""
 MIN_CLEAN_SAMPLES: Final = 30
@@ -252,9 +260,21 @@ class Series:
         per_s: np.ndarray = accepted / self.length_s
         return per_s
 
-    def clean(self) -> np.ndarray:
-        """(n, bool): intervals with neither end in Code Yellow or Code Red, the service up, every counter read."""
-        calm = (self.yellow[1:] == 0) & (self.yellow[:-1] == 0) & (self.red[1:] == 0) & (self.red[:-1] == 0)
+    def clean(self, guard_s: float = GUARD_S) -> np.ndarray:
+        """(n, bool): intervals with neither end in Code Yellow or Code Red nor within `guard_s` of it, nor in a
+        backlog (`MIN_BACKLOG` signals waiting, or an AverageExpectedDelay of `BACKLOG_DELAY_MS`), the service
+        up, every counter read."""
+        troubled = (self.yellow > 0) | (self.red > 0)
+        near = np.zeros(len(self.t_s), dtype=bool)
+        if troubled.any():
+            times = self.t_s[troubled]
+            positions = np.searchsorted(times, self.t_s)
+            before = np.abs(self.t_s - times[np.maximum(positions - 1, 0)])
+            after = np.abs(times[np.minimum(positions, len(times) - 1)] - self.t_s)
+            near = np.minimum(before, after) <= guard_s
+        waiting = np.nansum(self.present, axis=0)
+        backlog = (waiting >= MIN_BACKLOG) | (np.nan_to_num(self.average_delay_ms) >= BACKLOG_DELAY_MS)
+        calm = ~near[1:] & ~near[:-1] & ~backlog[1:] & ~backlog[:-1]
         readable = (np.isfinite(self.processed).all(axis=0) & np.isfinite(self.present).all(axis=0)[1:]
                     & np.isfinite(self.present).all(axis=0)[:-1] & np.isfinite(self.attempted)
                     & np.isfinite(self.rejected))
@@ -769,7 +789,9 @@ def find_bursts(series: Series, queues: Sequence[QueueFit], signals_per_call: fl
                 bin_s: float) -> list[Burst]:
     """Per queue, the bins of `bin_s` whose arrivals exceed the fitted model by more than `WINDOW_OUTLIER_SES`
     standard errors (and 5 % of the background, and 1 signal/s); neighbouring bins of about the same excess
-    (within a fifth, or within the noise) make one burst."""
+    (within a fifth, or within the noise) make one burst.  Sampled less often than every second, a burst of
+    one interval alone is dropped: the one second a sample shows may be a backlog draining at full speed (the
+    queue's fall spread over the interval then makes the arrivals look high)."""
     arrivals = series.arrivals()
     usable = ~series.down & np.isfinite(arrivals).all(axis=0)
     setup_share = (setup.value / signals_per_call) if setup is not None else 0.5
@@ -783,7 +805,7 @@ def find_bursts(series: Series, queues: Sequence[QueueFit], signals_per_call: fl
             expected = expected + initial_coefficient * initial + rejected_per_s  # one signal per rejection
         excess = arrivals[fit.queue] - expected
         scale = max(fit.residual_sd_per_s, 1.0)
-        runs: list[list[float]] = []  # [start, end, signals, noise of the rate]
+        runs: list[list[float]] = []  # [start, end, signals, noise of the rate, bins]
         count, mean = _window_means(bins, np.nan_to_num(excess), usable)
         noise = scale / np.sqrt(np.maximum(count, 1))
         floor = max(0.05 * fit.background_per_s.value, 1.0)
@@ -797,10 +819,16 @@ def find_bursts(series: Series, queues: Sequence[QueueFit], signals_per_call: fl
                 before = last[2] / (last[1] - last[0])
                 if abs(rate - before) <= max(0.2 * max(rate, before),
                                              WINDOW_OUTLIER_SES * math.hypot(float(noise[index]), last[3])):
-                    runs[-1] = [last[0], end, last[2] + rate * (end - start), min(last[3], float(noise[index]))]
+                    runs[-1] = [last[0], end, last[2] + rate * (end - start), min(last[3], float(noise[index])),
+                                last[4] + 1]
                     continue
-            runs.append([start, end, rate * (end - start), float(noise[index])])
-        bursts.extend(Burst(fit.queue, start, end, signals / (end - start)) for start, end, signals, _ in runs
+            runs.append([start, end, rate * (end - start), float(noise[index]), 1])
+        if series.interval_s > 1.5:  # one sample cannot tell a short burst from a backlog draining (see the doc)
+            touching = series.interval_s * 1.5
+            runs = [run for k, run in enumerate(runs) if run[4] > 1
+                    or (k > 0 and run[0] - runs[k - 1][1] <= touching)
+                    or (k + 1 < len(runs) and runs[k + 1][0] - run[1] <= touching)]
+        bursts.extend(Burst(fit.queue, start, end, signals / (end - start)) for start, end, signals, _, _ in runs
                       if end > start)
     return sorted(bursts, key=lambda burst: (burst.start_s, burst.queue))
 
