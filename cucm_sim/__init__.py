@@ -2,7 +2,8 @@
 
 The public API: `load_scenario(path)` reads and validates a scenario YAML, `simulate(scenario)` runs it
 and returns a `RunResult` whose `.summary` is the dict summary.json holds, and `write_results(result, dir)`
-writes the result files (with `perfmon=PerfmonOptions(...)`, perfmon.csv too).  The throttling rules live in `cucm_sim.rules.throttling`.
+writes the result files (with `perfmon=PerfmonOptions(...)`, perfmon.csv too).  The throttling rules live
+in `cucm_sim.rules.throttling`.
 """
 
 from __future__ import annotations
