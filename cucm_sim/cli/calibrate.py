@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -150,12 +149,13 @@ class Replay(NamedTuple):
 
 
 def _relative_to(path: Path, folder: Path) -> str:
-    """`path` as the scenario in `folder` names it: relative to the folder (so the two move together), or
-    absolute when they are on different drives."""
-    try:
-        return os.path.relpath(path.resolve(), folder.resolve())
-    except ValueError:
-        return str(path.resolve())
+    """`path` as the scenario in `folder` names it: relative when it lies in the folder, below it, or below the
+    folder's parent (so the two move together, as scenarios/ and data/ do), else absolute."""
+    recording, home = path.resolve(), folder.resolve()
+    for base, prefix in ((home, ""), (home.parent, "../")):
+        if recording.is_relative_to(base) and base != base.parent:
+            return prefix + recording.relative_to(base).as_posix()
+    return str(recording)
 
 
 def _validated(data: Any, out_file: Path) -> Scenario:
