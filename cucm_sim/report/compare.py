@@ -38,8 +38,6 @@ compare wrote it (its PNG Software text, its CSV header); anything else in its p
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from collections.abc import Sequence
@@ -53,6 +51,7 @@ from cucm_sim.errors import RecordingError, UserError
 from cucm_sim.perfmon import counters as names
 from cucm_sim.perfmon.counters import CounterPath
 from cucm_sim.perfmon.pdh_csv import Finding, Recording, read_header, read_pdh_csv
+from cucm_sim.report.csv_text import csv_text
 from cucm_sim.report.files import write_bytes_atomically, write_text_atomically
 from cucm_sim.report.formats import csv_cell
 from cucm_sim.report.perfmon_export import PerfmonOptions, perfmon_counters
@@ -623,18 +622,16 @@ def _seconds(value_s: float | None) -> str:
 
 def compare_csv(comparison: Comparison) -> str:
     """compare.csv: one row per episode row (`CSV_COLUMNS`; times in simulated seconds, empty when unknown)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in comparison.rows:
+    def cells(row: EpisodeRow) -> list[str]:
         rec = row.recorded
-        writer.writerow([csv_cell(value) for value in (
+        return [csv_cell(value) for value in (
             rec.entry_s if rec else None, rec.entry_after_s if rec else None, row.simulated_entry_s,
             row.entry_difference_s, rec.exit_s if rec else None, rec.exit_after_s if rec else None,
             row.simulated_exit_s, row.exit_difference_s, rec.duration_s if rec else None, row.simulated_duration_s,
             len(row.simulated), row.recorded_lines[0], row.recorded_lines[1], row.note,
-        )])
-    return out.getvalue()
+        )]
+
+    return csv_text(CSV_COLUMNS, (cells(row) for row in comparison.rows))
 
 
 def is_compare_csv(data: bytes) -> bool:

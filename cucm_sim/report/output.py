@@ -15,8 +15,6 @@ Numbers are formatted deterministically, so the same seed gives the same bytes (
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,6 +39,7 @@ from cucm_sim.report.cluster_files import (
     worst_states,
 )
 from cucm_sim.report.cluster_narrative import narrate_cluster
+from cucm_sim.report.csv_text import csv_rows, csv_text
 from cucm_sim.report.files import DirectoryKind, PreparedDirectory, prepare_directory
 from cucm_sim.report.host_files import EVENTS_LOG, events_log, parse_events_log
 from cucm_sim.report.host_narrative import narrate_hosts
@@ -149,17 +148,9 @@ def _number(value: float, integer: bool) -> str:
     return f"{value:.4f}"
 
 
-def _csv_text(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def timeline_csv(result: RunResult) -> str:
     """timeline.csv: one row per simulated second, columns TIMELINE_COLUMNS."""
-    return _csv_text(TIMELINE_COLUMNS, _timeline_rows(result.timeline))
+    return csv_text(TIMELINE_COLUMNS, _timeline_rows(result.timeline))
 
 
 def _timeline_rows(timeline: Mapping[str, np.ndarray]) -> list[list[str]]:
@@ -177,7 +168,7 @@ def _timeline_rows(timeline: Mapping[str, np.ndarray]) -> list[list[str]]:
 def cluster_timeline_csv(nodes: Sequence[NodeRun]) -> str:
     """A cluster's timeline.csv: `node`, then TIMELINE_COLUMNS; second by second, the nodes in order."""
     rows = rows_by_second([node.name for node in nodes], [_timeline_rows(node.timeline) for node in nodes])
-    return _csv_text([NODE_COLUMN, *TIMELINE_COLUMNS], rows)
+    return csv_text([NODE_COLUMN, *TIMELINE_COLUMNS], rows)
 
 
 _HOST_INTEGER_SUFFIXES = (".dpc_rate", ".ring_occupancy", ".packets_dropped", ".heartbeats_sent",
@@ -189,17 +180,17 @@ def host_timeline_csv(timeline: Mapping[str, np.ndarray]) -> str:
     names = list(timeline)
     columns = [[_number(v, name == "t_s" or name.endswith(_HOST_INTEGER_SUFFIXES)) for v in timeline[name].tolist()]
                for name in names]
-    return _csv_text(names, zip(*columns, strict=True))
+    return csv_text(names, zip(*columns, strict=True))
 
 
 def alarms_csv(result: RunResult) -> str:
     """alarms.csv: one row per alarm: t_s, alarm, then every Cisco parameter (blank where not carried)."""
-    return _csv_text(_ALARM_HEADER, [_alarm_cells(alarm, ALARM_COLUMNS) for alarm in result.alarms])
+    return csv_text(_ALARM_HEADER, [_alarm_cells(alarm, ALARM_COLUMNS) for alarm in result.alarms])
 
 
 def cluster_alarms_csv(nodes: Sequence[NodeRun]) -> str:
     """A cluster's alarms.csv: `node`, then a node's columns and Reason; in time order (`cluster_files`)."""
-    return _csv_text([NODE_COLUMN, *_ALARM_HEADER, *CLUSTER_ALARM_COLUMNS],
+    return csv_text([NODE_COLUMN, *_ALARM_HEADER, *CLUSTER_ALARM_COLUMNS],
                      [[name, *_alarm_cells(alarm, _CLUSTER_ALARM_COLUMNS)] for name, alarm in alarms_in_order(nodes)])
 
 
@@ -349,7 +340,7 @@ def _cluster_run(where: str, scenario: Scenario, texts: dict[str, str]) -> RunRe
     names = scenario.node_names
     summary = parse_summary_json(texts["summary.json"], f"{where}/summary.json", names)
     source = f"{where}/timeline.csv"
-    rows = _csv_rows(texts["timeline.csv"], source, [NODE_COLUMN, *TIMELINE_COLUMNS])
+    rows = csv_rows(texts["timeline.csv"], source, [NODE_COLUMN, *TIMELINE_COLUMNS])
     if len(rows) != scenario.duration_s * len(names):
         raise UserError([f"{source}: {len(rows)} rows, but the run lasted {scenario.duration_s} s on "
                          f"{len(names)} nodes (one row per node per second expected); the result directory is "
@@ -358,7 +349,7 @@ def _cluster_run(where: str, scenario: Scenario, texts: dict[str, str]) -> RunRe
                  for name, node_rows in rows_by_node(rows, names, source).items()}
     source = f"{where}/alarms.csv"
     alarms = [(node_of_alarm(row[0], names, source, line), _alarm_of(row[1:], source, line, _CLUSTER_ALARM_COLUMNS))
-              for line, row in enumerate(_csv_rows(texts["alarms.csv"], source,
+              for line, row in enumerate(csv_rows(texts["alarms.csv"], source,
                                                    [NODE_COLUMN, *_ALARM_HEADER, *CLUSTER_ALARM_COLUMNS]), start=2)]
     nodes = tuple(NodeRun(name, timelines[name], tuple(alarm for node, alarm in alarms if node == name),
                           summary["nodes"][name]) for name in names)
@@ -414,20 +405,6 @@ def parse_summary_json(text: str, source: str, nodes: Sequence[str] = ()) -> dic
     return summary
 
 
-def _csv_rows(text: str, source: str, header: list[str]) -> list[list[str]]:
-    """The data rows of CSV `text` whose first row must be `header`; UserError naming `source` otherwise."""
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as error:
-        raise UserError([f"{source}: invalid CSV ({error})"]) from None
-    if not rows or rows[0] != header:
-        raise UserError([f"{source}: line 1: expected the header {','.join(header)}"])
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise UserError([f"{source}: line {line}: {len(row)} fields, expected {len(header)}"])
-    return rows[1:]
-
-
 def _float(text: str, source: str, line: int, column: str) -> float:
     try:
         return float(text)
@@ -437,7 +414,7 @@ def _float(text: str, source: str, line: int, column: str) -> float:
 
 def parse_timeline_csv(text: str, source: str) -> dict[str, np.ndarray]:
     """timeline.csv text as columns: `state` a str array, every other column float64 (blank = NaN)."""
-    rows = _csv_rows(text, source, list(TIMELINE_COLUMNS))
+    rows = csv_rows(text, source, list(TIMELINE_COLUMNS))
     return _timeline_columns(list(enumerate(rows, start=2)), source)
 
 
@@ -463,7 +440,7 @@ def _timeline_columns(rows: Sequence[NumberedRow], source: str) -> dict[str, np.
 def parse_host_timeline_csv(text: str, source: str, columns: Sequence[str]) -> dict[str, np.ndarray]:
     """A host run's timeline.csv text as float64 columns: t_s, then `columns` (`network.timeline_columns`)."""
     header = ["t_s", *columns]
-    rows = _csv_rows(text, source, header)
+    rows = csv_rows(text, source, header)
     return {name: np.array([_float(row[index], source, line, name) for line, row in enumerate(rows, 2)],
                            dtype=np.float64)
             for index, name in enumerate(header)}
@@ -474,7 +451,7 @@ def parse_alarms_csv(text: str, source: str) -> list[Alarm]:
 
     Whole numbers come back as int, the rest as float (at alarms.csv's four decimals); DeviceName as str.
     """
-    rows = _csv_rows(text, source, list(_ALARM_HEADER))
+    rows = csv_rows(text, source, list(_ALARM_HEADER))
     return [_alarm_of(row, source, line, ALARM_COLUMNS) for line, row in enumerate(rows, start=2)]
 
 

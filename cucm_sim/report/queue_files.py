@@ -9,8 +9,6 @@ columns join each node's timeline; a result directory written before the file ex
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -19,6 +17,7 @@ import numpy as np
 from cucm_sim.errors import UserError
 from cucm_sim.measures.timeline import QUEUE_PROCESSED_COLUMNS
 from cucm_sim.report.cluster_files import NODE_COLUMN, rows_by_node, rows_by_second
+from cucm_sim.report.csv_text import csv_rows, csv_text
 
 SIGNALS_BY_QUEUE: Final = "signals_by_queue.csv"
 _HEADER: Final = ("t_s", *QUEUE_PROCESSED_COLUMNS)
@@ -29,33 +28,21 @@ def _rows(timeline: Mapping[str, np.ndarray]) -> list[list[str]]:
     return [[str(int(value)) for value in row] for row in zip(*(c.tolist() for c in columns), strict=True)]
 
 
-def _text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()
-
-
 def signals_by_queue_csv(timeline: Mapping[str, np.ndarray]) -> str:
     """One node's signals_by_queue.csv."""
-    return _text(_HEADER, _rows(timeline))
+    return csv_text(_HEADER, _rows(timeline))
 
 
 def cluster_signals_by_queue_csv(names: Sequence[str], timelines: Sequence[Mapping[str, np.ndarray]]) -> str:
     """A cluster's signals_by_queue.csv: `node` first, second by second, the nodes in order."""
-    return _text((NODE_COLUMN, *_HEADER), rows_by_second(names, [_rows(timeline) for timeline in timelines]))
+    return csv_text((NODE_COLUMN, *_HEADER), rows_by_second(names, [_rows(timeline) for timeline in timelines]))
 
 
 def parse_signals_by_queue(text: str, source: str, names: Sequence[str], duration_s: int
                            ) -> dict[str, dict[str, np.ndarray]]:
     """The columns of signals_by_queue.csv per node (one node: under the name ""); UserError naming `source`
     and the line for a file that is not one."""
-    rows = list(csv.reader(io.StringIO(text)))
-    header = [NODE_COLUMN, *_HEADER] if names else list(_HEADER)
-    if not rows or rows[0] != header:
-        raise UserError([f"{source}: line 1: the header is not {','.join(header)}"])
-    body = rows[1:]
+    body = csv_rows(text, source, [NODE_COLUMN, *_HEADER] if names else list(_HEADER))
     if len(body) != duration_s * max(len(names), 1):
         raise UserError([f"{source}: {len(body)} rows, but the run lasted {duration_s} s"
                          + (f" on {len(names)} nodes" if names else "") + "; the result directory is incomplete"])
@@ -64,8 +51,6 @@ def parse_signals_by_queue(text: str, source: str, names: Sequence[str], duratio
     for name, node_rows in numbered.items():
         values = np.zeros((len(node_rows), len(QUEUE_PROCESSED_COLUMNS)))
         for k, (line, row) in enumerate(node_rows):
-            if len(row) != len(_HEADER):
-                raise UserError([f"{source}: line {line}: {len(row)} cells, expected {len(_HEADER)}"])
             try:
                 values[k] = [int(cell) for cell in row[1:]]
             except ValueError:
