@@ -626,12 +626,16 @@ def test_params_lists_every_throttling_parameter_with_its_default() -> None:
         "system_throttle_sample_size_s": "10 s",
         "max_events_allowed": "2000",
         "sample_rule": "consecutive_nonzero",
+        "exit_rule": "at_or_below",
+        "delay_resolution": "exact",
     }
     assert set(defaults) == set(ThrottlingParams.model_fields)
     for name, default in defaults.items():
         assert re.search(rf"^{name}\s+default {re.escape(default)}(?![\d.])", text, re.MULTILINE), name
     assert "allowed 5..500 ms" in text
     assert "allowed 1..30 or 99999 min" in text
+    assert "allowed consecutive_nonzero, rolling or batch" in text
+    assert "allowed at_or_below or below" in text and "allowed exact or whole_ms" in text
 
 
 @pytest.mark.parametrize("args", [[], ["run"], ["explain"], ["validate"], ["schema"], ["params"]],

@@ -5,6 +5,7 @@ Rules under test: DOMAIN.md sections 2 and 3, and the module docstring of `cucm_
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
@@ -68,6 +69,8 @@ def test_defaults_are_cisco_defaults() -> None:
     assert p.system_throttle_sample_size_s == 10
     assert p.max_events_allowed == 2000
     assert p.sample_rule == "consecutive_nonzero"
+    assert p.exit_rule == "at_or_below"
+    assert p.delay_resolution == "exact"
     assert p.exit_latency_ms == 8.0
     assert p.code_yellow_duration_s == 300.0
     assert p.throttling_enabled is True
@@ -596,6 +599,154 @@ def test_negative_sample_raises_in_code_red() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Cisco's ambiguous rules as switches: sample_rule batch, exit_rule, delay_resolution (DOMAIN.md 3)
+# --------------------------------------------------------------------------------------------------
+
+
+def entry_sample(rule: str, samples: Sequence[float], **overrides: Any) -> int | None:
+    """The 1-based index of the sample at which Code Yellow is entered, or None."""
+    m = make(sample_rule=rule, **overrides)
+    for index, sample in enumerate(samples, start=1):
+        if [a.name for a in m.observe(float(index), sample)] == [CODE_YELLOW_ENTRY]:
+            return index
+    return None
+
+
+@pytest.mark.parametrize(("rule", "entered_at"), [("consecutive_nonzero", 11), ("rolling", 11), ("batch", 20)])
+def test_the_worked_example_enters_at_the_11th_or_the_20th_sample(rule: str, entered_at: int) -> None:
+    # N = 10, entry 20 ms: ten samples of 15 ms, then ten of 100 ms.  The 11th sample makes the sliding
+    # window 23.5 ms; under `batch` the first batch (mean 15) was judged at the 10th and the second is
+    # complete, and judged (mean 100), only at the 20th.
+    samples = [15.0] * 10 + [100.0] * 10
+    assert entry_sample(rule, samples, system_throttle_sample_size_s=10, code_yellow_entry_latency_ms=20) \
+        == entered_at
+
+
+@pytest.mark.parametrize(
+    ("n", "samples", "expected_activity"),
+    [
+        (3, [1, 1, 1, 1, 1, 1, 1], [1, 2, 3, 1, 2, 3, 1]),  # a judged batch starts again at 1
+        (3, [1, 1, 0, 1, 1, 1, 0], [1, 2, 0, 1, 2, 3, 0]),  # a zero resets a batch in progress
+        (1, [5, 5, 0, 5], [1, 1, 0, 1]),
+        (4, [0, 2, 2, 2, 2, 0, 0, 2], [0, 1, 2, 3, 4, 0, 0, 1]),
+    ],
+)
+def test_batch_throttling_sample_activity(n: int, samples: list[float], expected_activity: list[int]) -> None:
+    m = make(system_throttle_sample_size_s=n, code_yellow_entry_latency_ms=500, sample_rule="batch")
+    activity = []
+    for t, sample in enumerate(samples, start=1):
+        assert m.observe(float(t), float(sample)) == []
+        activity.append(m.throttling_sample_activity)
+    assert activity == expected_activity
+
+
+def test_batch_judges_only_complete_batches() -> None:
+    # Five 10 ms samples (a batch, mean 10: no), then 100 ms: the window passes 20 ms at once, but the
+    # next batch is complete only five samples later.
+    samples = [10.0] * 5 + [100.0] * 5
+    assert entry_sample("batch", samples, system_throttle_sample_size_s=5) == 10
+    assert entry_sample("consecutive_nonzero", samples, system_throttle_sample_size_s=5) == 6
+    # A zero sample in the second batch starts it again: five more non-zero samples are needed.
+    assert entry_sample("batch", [10.0] * 5 + [100.0] * 3 + [0.0] + [100.0] * 5,
+                        system_throttle_sample_size_s=5) == 14
+
+
+def test_batch_leaves_code_yellow_on_the_sliding_average() -> None:
+    # The exit is judged every second on the window, also under `batch`: an idle node (zero samples,
+    # which never complete a batch) still leaves Code Yellow once the window's mean is down to 8 ms.
+    m = make(system_throttle_sample_size_s=5, sample_rule="batch")
+    assert [a.name for a in feed(m, [100.0] * 5)] == [CODE_YELLOW_ENTRY]
+    alarms = feed(m, [0.0] * 5, start_s=6)
+    assert [(a.name, a.t_s) for a in alarms] == [(CODE_YELLOW_EXIT, 10.0)]
+    assert m.throttling_sample_activity == 0
+
+
+def yellow_at(exit_rule: str, window_ms: float, resolution: str = "exact", **overrides: Any) -> bool:
+    """Does a node in Code Yellow stay there once its whole window (N = 5) is `window_ms`?"""
+    m = make(system_throttle_sample_size_s=5, exit_rule=exit_rule, delay_resolution=resolution, **overrides)
+    feed(m, [500.0] * 5)
+    assert m.state is ThrottleState.CODE_YELLOW
+    feed(m, [window_ms] * 5, start_s=6)
+    return m.state is ThrottleState.CODE_YELLOW
+
+
+@pytest.mark.parametrize(
+    ("exit_rule", "window_ms", "stays"),
+    [
+        ("at_or_below", 8.0, False),  # exactly 20 ms x 40 %: "drops to 8 msec or lower" exits
+        ("below", 8.0, True),  # "less than 8": an average of exactly 8.0 does not exit
+        ("below", 7.999, False),
+        ("at_or_below", 8.001, True),
+        ("below", 8.001, True),
+    ],
+)
+def test_exit_rule_at_an_average_of_exactly_the_exit_latency(exit_rule: str, window_ms: float, stays: bool) -> None:
+    assert yellow_at(exit_rule, window_ms) is stays
+
+
+def test_below_leaves_with_the_same_window_mean_one_sample_later() -> None:
+    # Exit samples 8, 8, 8, 8, 8 then 7: `at_or_below` leaves when the window is all 8s, `below` when the
+    # 7 comes in.  (Window N = 5 after 5 samples of 500.)
+    def exit_time(rule: str) -> float | None:
+        m = make(system_throttle_sample_size_s=5, exit_rule=rule)
+        alarms = feed(m, [500.0] * 5 + [8.0] * 5 + [7.0])
+        return next((a.t_s for a in alarms if a.name == CODE_YELLOW_EXIT), None)
+
+    assert (exit_time("at_or_below"), exit_time("below")) == (10.0, 11.0)
+
+
+@pytest.mark.parametrize(
+    ("window_ms", "resolution", "enters"),
+    [
+        (20.5, "exact", True),
+        (20.5, "whole_ms", False),  # 20.5 rounds down to 20: not above 20
+        (20.999, "whole_ms", False),
+        (21.0, "whole_ms", True),
+        (20.0, "exact", False),
+    ],
+)
+def test_whole_ms_entry_needs_a_whole_ms_above(window_ms: float, resolution: str, enters: bool) -> None:
+    m = make(system_throttle_sample_size_s=5, delay_resolution=resolution)
+    feed(m, [window_ms] * 5)
+    assert (m.state is ThrottleState.CODE_YELLOW) is enters
+    assert m.average_expected_delay_ms == window_ms  # the counter keeps the exact mean
+
+
+@pytest.mark.parametrize(
+    ("entry_ms", "exit_pct", "exit_rule", "window_ms", "stays"),
+    [
+        (20, 40, "at_or_below", 8.99, False),  # 8 whole ms <= 8
+        (20, 40, "at_or_below", 9.0, True),
+        (20, 40, "below", 8.0, True),  # 8 whole ms is not below 8
+        (20, 40, "below", 7.99, False),
+        (21, 45, "at_or_below", 9.99, False),  # exit latency 9.45 ms, 9 in whole ms
+        (21, 45, "at_or_below", 10.0, True),
+        (21, 45, "below", 9.2, True),  # exact: 9.2 < 9.45 would exit; whole: 9 is not below 9
+        (21, 45, "below", 8.99, False),
+    ],
+)
+def test_whole_ms_exit_rounds_the_mean_and_the_exit_latency_down(
+    entry_ms: int, exit_pct: int, exit_rule: str, window_ms: float, stays: bool
+) -> None:
+    assert yellow_at(exit_rule, window_ms, "whole_ms", code_yellow_entry_latency_ms=entry_ms,
+                     code_yellow_exit_latency_pct=exit_pct) is stays
+
+
+def test_exact_exit_latency_with_a_fraction() -> None:
+    # 21 ms x 45 % = 9.45 ms, compared exactly by default.
+    assert not yellow_at("at_or_below", 9.45, code_yellow_entry_latency_ms=21, code_yellow_exit_latency_pct=45)
+    assert yellow_at("below", 9.45, code_yellow_entry_latency_ms=21, code_yellow_exit_latency_pct=45)
+    assert not yellow_at("below", 9.2, code_yellow_entry_latency_ms=21, code_yellow_exit_latency_pct=45)
+
+
+@pytest.mark.parametrize(("field", "value"), [("sample_rule", "window"), ("exit_rule", "less_than"),
+                                              ("delay_resolution", "whole"), ("exit_rule", 1)])
+def test_unknown_readings_are_refused(field: str, value: Any) -> None:
+    with pytest.raises(ValidationError, match=field):
+        ThrottlingParams(**{field: value})
+
+
+# --------------------------------------------------------------------------------------------------
 # Property tests against an independent reference
 # --------------------------------------------------------------------------------------------------
 
@@ -605,7 +756,9 @@ params_strategy = st.builds(
     code_yellow_exit_latency_pct=st.integers(20, 70),
     code_yellow_duration_min=st.sampled_from([1, 2, NEVER_CODE_RED_MIN]),
     system_throttle_sample_size_s=st.one_of(st.integers(0, 6), st.integers(0, 60)),
-    sample_rule=st.sampled_from(["consecutive_nonzero", "rolling"]),
+    sample_rule=st.sampled_from(["consecutive_nonzero", "rolling", "batch"]),
+    exit_rule=st.sampled_from(["at_or_below", "below"]),
+    delay_resolution=st.sampled_from(["exact", "whole_ms"]),
 )
 
 @st.composite
@@ -614,15 +767,54 @@ def params_and_samples(draw: st.DrawFn) -> tuple[ThrottlingParams, list[float]]:
     around the entry latency and values exactly at the entry and exit thresholds."""
     params = draw(params_strategy)
     entry = float(params.code_yellow_entry_latency_ms)
+    whole_exit = float(params.code_yellow_entry_latency_ms * params.code_yellow_exit_latency_pct // 100)
     value = st.one_of(
         st.just(0.0),
-        st.sampled_from([entry, params.exit_latency_ms, entry + 0.5, entry * 3]),
+        st.sampled_from([entry, params.exit_latency_ms, entry + 0.5, entry + 1, entry * 3, whole_exit,
+                         whole_exit + 1, whole_exit + 0.999]),
         st.floats(min_value=0.0, max_value=entry * 3, allow_nan=False),
         st.integers(0, 1000).map(float),
     )
     segments = draw(st.lists(st.tuples(value, st.integers(1, 90)), max_size=12))
     samples = [v for v, count in segments for _ in range(count)]
     return params, samples[:400]
+
+
+def reference_batch_count(params: ThrottlingParams, history: Sequence[float]) -> int:
+    """The `batch` rule's ThrottlingSampleActivity after the history, counted from the start: a zero
+    sample sets it to 0; a non-zero one adds 1, or starts a new batch at 1 after a judged (full) one."""
+    n = params.system_throttle_sample_size_s
+    count = 0
+    for sample in history:
+        count = 0 if sample == 0 else (1 if count == n else count + 1)
+    return count
+
+
+def reference_activity(params: ThrottlingParams, history: Sequence[float]) -> int:
+    """ThrottlingSampleActivity after the history: the batch count, or the trailing non-zero run capped at N."""
+    if params.sample_rule == "batch":
+        return reference_batch_count(params, history)
+    n = params.system_throttle_sample_size_s
+    trailing = list(itertools.takewhile(lambda sample: sample != 0, reversed(history)))
+    return min(len(trailing), n)
+
+
+def judged(params: ThrottlingParams, history: Sequence[float]) -> Fraction:
+    """The mean the comparisons read: exact, or rounded down to whole ms under `whole_ms`."""
+    mean = exact_mean(params, history)
+    return Fraction(math.floor(mean)) if params.delay_resolution == "whole_ms" else mean
+
+
+def reference_exit_latency(params: ThrottlingParams) -> Fraction:
+    if params.delay_resolution == "whole_ms":
+        return Fraction(params.code_yellow_entry_latency_ms * params.code_yellow_exit_latency_pct // 100)
+    return Fraction(params.exit_latency_ms)
+
+
+def reference_exits(params: ThrottlingParams, history: Sequence[float]) -> bool:
+    """Independent exit rule: does the history take a node in Code Yellow back to Normal?"""
+    mean, exit_ms = judged(params, history), reference_exit_latency(params)
+    return mean < exit_ms if params.exit_rule == "below" else mean <= exit_ms
 
 
 def reference_entry(params: ThrottlingParams, history: Sequence[float]) -> bool:
@@ -633,7 +825,9 @@ def reference_entry(params: ThrottlingParams, history: Sequence[float]) -> bool:
     last = history[-n:]
     if params.sample_rule == "consecutive_nonzero" and any(s == 0 for s in last):
         return False
-    return exact_mean(params, history) > params.code_yellow_entry_latency_ms
+    if params.sample_rule == "batch" and reference_batch_count(params, history) != n:
+        return False
+    return judged(params, history) > params.code_yellow_entry_latency_ms
 
 
 def exact_mean(params: ThrottlingParams, history: Sequence[float]) -> Fraction:
@@ -671,14 +865,8 @@ def test_property_against_reference(case: tuple[ThrottlingParams, list[float]]) 
 
         # (c) the average is the mean of the last N samples fed
         assert m.average_expected_delay_ms == reference_mean(params, history)
-        if n:
-            run = 0
-            for s in reversed(history):
-                if s == 0 or run == n:
-                    break
-                run += 1
-            if before is not ThrottleState.CODE_RED:
-                assert m.throttling_sample_activity == run
+        if n and before is not ThrottleState.CODE_RED:
+            assert m.throttling_sample_activity == reference_activity(params, history)
 
         # (b) alarms alternate properly
         for alarm in alarms:
@@ -706,7 +894,7 @@ def test_property_against_reference(case: tuple[ThrottlingParams, list[float]]) 
         elif before is ThrottleState.CODE_YELLOW:
             assert entered_s is not None
             duration_s = params.code_yellow_duration_s
-            if exact_mean(params, history) <= Fraction(params.exit_latency_ms):
+            if reference_exits(params, history):
                 expected = (ThrottleState.NORMAL, [CODE_YELLOW_EXIT])
             elif duration_s is not None and now_s - entered_s >= duration_s:
                 expected = (ThrottleState.CODE_RED, [CODE_RED_ENTRY])

@@ -89,7 +89,8 @@ def params() -> None:
             if "Ge" in bounds and "Le" in bounds:
                 allowed = f"{bounds['Ge'].ge}..{bounds['Le'].le}"
             else:
-                allowed = " or ".join(getattr(field.annotation, "__args__", ()))
+                choices = getattr(field.annotation, "__args__", ())
+                allowed = " or ".join([", ".join(choices[:-1]), *choices[-1:]] if len(choices) > 2 else choices)
         line = f"[bold cyan]{name}[/]  default {field.default} {unit}, allowed {allowed} {unit}"
         stdout.print(line.replace(" ,", ",").rstrip(), highlight=False)
         # wrapped by hand: rich's Padding would pad every line with spaces to the full width (ugly in a pipe)

@@ -22,6 +22,9 @@ import numpy as np
 
 from cucm_sim.report.cluster_moves import Failover, Return, phone_moves
 from cucm_sim.report.narrative import (
+    compared_ms,
+    exit_rule_note,
+    exit_words,
     format_duration,
     format_latency_ms,
     format_ms,
@@ -31,6 +34,7 @@ from cucm_sim.report.narrative import (
     format_share,
     format_t,
     plural,
+    whole_ms_note,
 )
 from cucm_sim.rules.alarms import (
     CALLMANAGER_ONLINE,
@@ -169,9 +173,15 @@ def _throttling_text(node: _Node) -> str:
            if throttling.code_yellow_duration_min == NEVER_CODE_RED_MIN else
            f"Code Red after {throttling.code_yellow_duration_min} min in Code Yellow")
     return (f"Code Yellow when the {throttling.system_throttle_sample_size_s}-second average expected delay is "
-            f"above {throttling.code_yellow_entry_latency_ms} ms, back to Normal at or below "
-            f"{format_latency_ms(throttling.exit_latency_ms)} ({throttling.code_yellow_exit_latency_pct} %), {red}; "
-            f"{restart}")
+            f"above {throttling.code_yellow_entry_latency_ms} ms{_sample_rule_note(throttling)}, back to Normal "
+            f"{exit_words(throttling)} "
+            f"{format_latency_ms(throttling.exit_latency_ms)} ({throttling.code_yellow_exit_latency_pct} %)"
+            f"{exit_rule_note(throttling)}, {red}; {restart}{whole_ms_note(throttling)}")
+
+
+def _sample_rule_note(throttling: ThrottlingParams) -> str:
+    """' (sample_rule batch)' for a reading other than the default; '' for consecutive_nonzero."""
+    return "" if throttling.sample_rule == "consecutive_nonzero" else f" (sample_rule {throttling.sample_rule})"
 
 
 def _load_line(scenario: Scenario, nodes: Sequence[_Node]) -> str:
@@ -261,7 +271,8 @@ def _tell_node(story: _Story, scenario: Scenario, node: _Node, nodes: Sequence[_
         elif alarm.name == CODE_YELLOW_EXIT and entry is not None:
             story.add(alarm.t_s, f"{format_t(alarm.t_s)}: {node.name} is back to Normal (CodeYellowExit) after "
                       f"{format_duration(alarm.t_s - entry.t_s)} in Code Yellow, its average "
-                      f"({format_ms(_average_ms(alarm, node))}) at or below its exit latency "
+                      f"({compared_ms(_average_ms(alarm, node), throttling)}) {exit_words(throttling)} its exit "
+                      "latency "
                       f"({format_latency_ms(throttling.exit_latency_ms)}); {_rejected(node, entry.t_s, alarm.t_s)} "
                       "rejected.")
         elif alarm.name == CODE_RED_ENTRY:

@@ -30,7 +30,7 @@ from cucm_sim.rules.alarms import (
     DEVICE_CLOSE_MAX_EVENTS_EXCEEDED,
     Alarm,
 )
-from cucm_sim.rules.throttling import NEVER_CODE_RED_MIN, ThrottleState
+from cucm_sim.rules.throttling import NEVER_CODE_RED_MIN, ThrottleState, ThrottlingParams
 from cucm_sim.scenario.schema import CallSurge, CpuSlowdown, Scenario, SignalBurst
 
 EPISODES_TOLD_IN_FULL: Final = 2
@@ -252,6 +252,9 @@ def _opening(scenario: Scenario) -> list[str]:
     else:
         if throttling.sample_rule == "consecutive_nonzero":
             rule = (f"counted once {window_s} consecutive samples are non-zero (sample_rule consecutive_nonzero)")
+        elif throttling.sample_rule == "batch":
+            rule = (f"judged once per batch of {window_s} consecutive non-zero samples, a zero sample starting the "
+                    "batch again (sample_rule batch)")
         else:
             rule = "checked every second, zero samples included (sample_rule rolling)"
         duration_min = throttling.code_yellow_duration_min
@@ -262,7 +265,8 @@ def _opening(scenario: Scenario) -> list[str]:
         lines.append(
             f"Call throttling: sample size {window_s} s, so the node averages the last {window_s} one-second "
             f"expected-delay samples. Code Yellow when that average is above the entry latency {entry_ms} ms, "
-            f"{rule}; back to Normal when it is at or below the exit latency {_exit_arithmetic(scenario)}; {red}."
+            f"{rule}; back to Normal when it is {exit_words(throttling)} the exit latency "
+            f"{_exit_arithmetic(scenario)}{exit_rule_note(throttling)}; {red}{whole_ms_note(throttling)}."
         )
     max_events = throttling.max_events_allowed
     if max_events:
@@ -272,6 +276,32 @@ def _opening(scenario: Scenario) -> list[str]:
         lines.append("SCCP device throttling: disabled (Max Events Allowed 0).")
     lines.append(_load_line(scenario))
     return lines
+
+
+def exit_words(throttling: ThrottlingParams) -> str:
+    """How the average must stand to the exit latency to leave Code Yellow: 'at or below' or 'below'."""
+    return "below" if throttling.exit_rule == "below" else "at or below"
+
+
+def exit_rule_note(throttling: ThrottlingParams) -> str:
+    """' (exit_rule below)' when the scenario reads Cisco's exit rule strictly; '' for the default."""
+    return " (exit_rule below)" if throttling.exit_rule == "below" else ""
+
+
+def whole_ms_note(throttling: ThrottlingParams) -> str:
+    """'' for exact comparisons; under delay_resolution whole_ms, a sentence tail saying what is compared."""
+    if throttling.delay_resolution != "whole_ms":
+        return ""
+    whole_exit_ms = throttling.code_yellow_entry_latency_ms * throttling.code_yellow_exit_latency_pct // 100
+    return (f"; averages are compared in whole ms, rounded down, with the exit latency as {whole_exit_ms} ms "
+            "(delay_resolution whole_ms)")
+
+
+def compared_ms(average_ms: float, throttling: ThrottlingParams) -> str:
+    """An average as the comparison sees it: '8.3 ms', or under whole_ms '8.3 ms (8 ms whole)'."""
+    if throttling.delay_resolution != "whole_ms":
+        return format_ms(average_ms)
+    return f"{format_ms(average_ms)} ({math.floor(average_ms)} ms whole)"
 
 
 def _exit_arithmetic(scenario: Scenario) -> str:
@@ -444,7 +474,8 @@ def _tell_episode_in_full(story: _Story, scenario: Scenario, episode: _Episode, 
                   f"entry; {rejected} rejected so far.")
     elif end.name == CODE_YELLOW_EXIT:
         story.add(end.t_s, _RANK_ALARM,
-                  f"{format_t(end.t_s)}: average {format_ms(_average_ms(end, rows))} <= exit latency "
+                  f"{format_t(end.t_s)}: average {compared_ms(_average_ms(end, rows), throttling)} "
+                  f"{'<' if throttling.exit_rule == 'below' else '<='} exit latency "
                   f"{_exit_arithmetic(scenario)}: {CODE_YELLOW_EXIT} after {format_duration(spent_s)}, "
                   f"{rejected} rejected. New calls are admitted again.")
     else:
@@ -490,7 +521,8 @@ def _tell_code_red(story: _Story, scenario: Scenario, episode: _Episode, rows: _
               f"{format_t(red.t_s)}: Code Yellow has lasted the Code Yellow Duration "
               f"({throttling.code_yellow_duration_min} min) and the average "
               f"({_ms_above(_average_ms(red, rows), throttling.exit_latency_ms)}) "
-              f"is still above the exit latency {format_latency_ms(throttling.exit_latency_ms)}: {CODE_RED_ENTRY} "
+              f"is still {'at or above' if throttling.exit_rule == 'below' else 'above'} the exit latency "
+              f"{format_latency_ms(throttling.exit_latency_ms)}: {CODE_RED_ENTRY} "
               "after "
               f"{format_duration(spent_s)} in Code Yellow, {plural(episode.rejected_calls, 'call')} rejected in that "
               f"episode. The CallManager service restarts: the signals in its queues{queued} are lost"
@@ -666,8 +698,13 @@ def _verdict(scenario: Scenario, rows: _Timeline, episodes: list[_Episode], atte
     peak_ms = float(rows.average_ms.max()) if rows.t_s.size else 0.0
     entry_ms = throttling.code_yellow_entry_latency_ms
     if peak_ms > entry_ms:  # possible under consecutive_nonzero: a zero sample kept resetting the run
-        against = (f"above the {entry_ms} ms entry latency, but never after {throttling.system_throttle_sample_size_s}"
-                   f" consecutive non-zero samples (sample_rule {throttling.sample_rule})")
+        if throttling.sample_rule == "batch":
+            when = f"at the end of a batch of {throttling.system_throttle_sample_size_s} non-zero samples"
+        else:
+            when = f"after {throttling.system_throttle_sample_size_s} consecutive non-zero samples"
+        whole = " in whole ms" if throttling.delay_resolution == "whole_ms" else ""
+        against = (f"above the {entry_ms} ms entry latency, but never{whole} {when} "
+                   f"(sample_rule {throttling.sample_rule})")
     else:
         against = f"{'at' if peak_ms == entry_ms else 'below'} the {entry_ms} ms entry latency"
     dial_tone_text = f"; dial-tone p95 {format_ms(dial_tone[0])}" if dial_tone is not None else ""

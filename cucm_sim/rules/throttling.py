@@ -11,9 +11,24 @@ with an explicit `now_s`.  The rules, as DOMAIN.md section 3 and Cisco's paramet
     **greater than** the entry latency.  A zero sample resets the run; ThrottlingSampleActivity is
     the length of the current non-zero run, capped at N.
   - ``rolling``: N samples exist and their mean (zeros included) is greater than the entry latency.
+  - ``batch`` (the Managed Services Guide's ThrottlingSampleActivity help): ThrottlingSampleActivity
+    counts the non-zero samples since the last zero sample or the last judged batch (0..N); a zero
+    resets it; when it reaches N, the mean of those N samples (the window, then) is compared with the
+    entry latency and the next non-zero sample starts a new batch at 1.  Entry is judged once per N
+    non-zero samples, not every second.
 * In Code Yellow, checked in this order every second:
-  1. exit when the window mean is **at or below** the exit latency (entry x exit % / 100);
+  1. exit when the window mean is at or below the exit latency (entry x exit % / 100), `exit_rule`:
+     ``at_or_below`` (default, "drops to 6 msec or lower") or ``below`` ("less than", "falls below");
   2. otherwise enter Code Red once ``now_s - entry time >= duration`` (never for 99999).
+  The exit is judged every second on the window under every sample rule, `batch` included: Cisco's
+  batch text is the help of the entry counter, its exit text speaks of the average (the counter) alone,
+  and a batch of non-zero samples never completes on an idle node, which would then never leave.
+* `delay_resolution`: ``exact`` (default) compares the mean itself; ``whole_ms`` compares whole
+  milliseconds, as the alarms' unsigned-integer fields suggest: the mean rounded down (truncated, as
+  converting a non-negative average to an unsigned integer does) against the entry latency and against
+  the exit latency rounded down (entry x % / 100 in integer arithmetic: 21 ms x 45 % gives 9 ms).  So
+  entry needs a mean of at least entry + 1 ms; `at_or_below` exits below exit + 1 ms, `below` below exit.
+  The AverageExpectedDelay counter and the alarms keep the exact mean.
 * Code Red holds until `reset()` (the node restarts).  N = 0 disables throttling: the machine
   never leaves Normal.
 """
@@ -22,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 from typing import Annotated, Any, Final, Literal
@@ -97,10 +113,21 @@ class ThrottlingParams(BaseModel):
         description="Max Events Allowed: most events one SCCP device may send in 5 seconds; "
         "0 disables SCCP device throttling.",
     )
-    sample_rule: Literal["consecutive_nonzero", "rolling"] = Field(
+    sample_rule: Literal["consecutive_nonzero", "rolling", "batch"] = Field(
         "consecutive_nonzero",
         description="How the entry check reads the window: 'consecutive_nonzero' needs N consecutive "
-        "non-zero samples (Cisco's ThrottlingSampleActivity); 'rolling' uses the mean of the last N.",
+        "non-zero samples (Cisco's ThrottlingSampleActivity); 'rolling' uses the mean of the last N; "
+        "'batch' judges each completed batch of N non-zero samples once (Managed Services Guide).",
+    )
+    exit_rule: Literal["at_or_below", "below"] = Field(
+        "at_or_below",
+        description="When Code Yellow ends: the average 'at_or_below' the exit latency (Cisco's \"6 msec or "
+        "lower\") or strictly 'below' it (\"less than\", \"falls below\").",
+    )
+    delay_resolution: Literal["exact", "whole_ms"] = Field(
+        "exact",
+        description="How the average is compared with the latencies: 'exact', or 'whole_ms' (the average "
+        "and the exit latency rounded down to whole ms, as the alarms' integer fields suggest).",
     )
 
     @property
@@ -121,6 +148,34 @@ class ThrottlingParams(BaseModel):
         return self.system_throttle_sample_size_s > 0
 
 
+@dataclass(frozen=True)
+class Threshold:
+    """A comparison of the window's mean with a level: above it, or also at it when `inclusive`."""
+
+    level_ms: Fraction
+    inclusive: bool
+
+
+def _thresholds(params: ThrottlingParams) -> tuple[Threshold, Threshold]:
+    """(what the mean must pass to enter Code Yellow, what it must stay at or under to leave), under the
+    params' `exit_rule` and `delay_resolution`; staying in Code Yellow is being above the second.
+
+    `exact`: enter above the entry latency E; stay above the exit latency X (`at_or_below`) or at or
+    above it (`below`).  `whole_ms`, with the mean m rounded down: floor(m) > E is m >= E + 1;
+    floor(m) > floor(X) (`at_or_below` stays) is m >= floor(X) + 1; floor(m) >= floor(X) (`below`
+    stays) is m >= floor(X).  So every reading is one exact comparison of the mean itself.
+    """
+    below = params.exit_rule == "below"
+    if params.delay_resolution == "exact":
+        # The exit latency as the exact rational of the float a user sees, so a sample equal to it, as
+        # printed and as computed, is at it, not above it.
+        return (Threshold(Fraction(params.code_yellow_entry_latency_ms), inclusive=False),
+                Threshold(Fraction(params.exit_latency_ms), inclusive=below))
+    whole_exit_ms = params.code_yellow_entry_latency_ms * params.code_yellow_exit_latency_pct // 100
+    return (Threshold(Fraction(params.code_yellow_entry_latency_ms + 1), inclusive=True),
+            Threshold(Fraction(whole_exit_ms + (0 if below else 1)), inclusive=True))
+
+
 class ThrottleStateMachine:
     """Normal / Code Yellow / Code Red, fed one expected-delay sample per second (see module doc)."""
 
@@ -130,9 +185,9 @@ class ThrottleStateMachine:
         self._window: deque[float] = deque(maxlen=max(self._window_size, 1))
         # The thresholds as exact rationals of the values a user sees (exit_latency_ms is a float), so a
         # sample equal to the exit latency, as printed and as computed, is at it, not above it.
-        self._entry_latency_ms = Fraction(params.code_yellow_entry_latency_ms)
-        self._exit_latency_ms = Fraction(params.exit_latency_ms)
+        self._entry_above, self._exit_below = _thresholds(params)
         self._nonzero_run = 0
+        self._batch_count = 0
         self.state = ThrottleState.NORMAL
         self.code_yellow_entered_s: float | None = None
         self.total_code_yellow_entries = 0
@@ -148,13 +203,15 @@ class ThrottleStateMachine:
 
     @property
     def throttling_sample_activity(self) -> int:
-        """Length of the current run of non-zero samples, capped at N (ThrottlingSampleActivity)."""
-        return self._nonzero_run
+        """ThrottlingSampleActivity: the current run of non-zero samples capped at N, or under the `batch`
+        rule the non-zero samples of the current batch (N at the second a batch is judged)."""
+        return self._batch_count if self.params.sample_rule == "batch" else self._nonzero_run
 
     def reset(self) -> None:
         """Back to Normal with an empty window, as after a restart; cumulative totals are kept."""
         self._window.clear()
         self._nonzero_run = 0
+        self._batch_count = 0
         self.state = ThrottleState.NORMAL
         self.code_yellow_entered_s = None
 
@@ -166,29 +223,39 @@ class ThrottleStateMachine:
             return []
         self._window.append(expected_delay_ms)
         self._nonzero_run = min(self._nonzero_run + 1, self._window_size) if expected_delay_ms > 0 else 0
+        self._batch_count = self._batch_count % self._window_size + 1 if expected_delay_ms > 0 else 0
         if self.state is ThrottleState.NORMAL:
             return self._maybe_enter_code_yellow(now_s)
         return self._code_yellow_step(now_s)
 
     def _entry_window_ready(self) -> bool:
-        if self.params.sample_rule == "consecutive_nonzero":
+        rule = self.params.sample_rule
+        if rule == "consecutive_nonzero":
             return self._nonzero_run >= self._window_size
+        if rule == "batch":
+            return self._batch_count == self._window_size
         return len(self._window) >= self._window_size
 
-    def _window_mean_exceeds(self, threshold_ms: Fraction) -> bool:
-        # Exact: the mean of the samples (as the floats they are) against the threshold, with no rounding.
+    def _window_mean_above(self, threshold_ms: Threshold) -> bool:
+        """Is the window's mean above the threshold (or at it, when the threshold includes it)?"""
+        sign = self._window_mean_sign(threshold_ms.level_ms)
+        return sign > 0 or (sign == 0 and threshold_ms.inclusive)
+
+    def _window_mean_sign(self, level_ms: Fraction) -> int:
+        # Exact: the sign of (mean of the samples, as the floats they are) - level, with no rounding.
         # Rounded arithmetic decides ties and near-ties by the last bit (a window of samples all equal to
         # the threshold must not "exceed" it, yet sum / N can land one ulp above), so only a clear float
         # answer is trusted, and anything within 1e-9 is settled with fractions.
         count = len(self._window)
         total_ms = math.fsum(self._window)
-        limit_ms = float(threshold_ms) * count
+        limit_ms = float(level_ms) * count
         if abs(total_ms - limit_ms) > NEAR_TIE_RELATIVE * max(limit_ms, 1.0):
-            return total_ms > limit_ms
-        return sum(map(Fraction, self._window), Fraction(0)) > threshold_ms * count
+            return 1 if total_ms > limit_ms else -1
+        difference = sum(map(Fraction, self._window), Fraction(0)) - level_ms * count
+        return (difference > 0) - (difference < 0)
 
     def _maybe_enter_code_yellow(self, now_s: float) -> list[Alarm]:
-        if not (self._entry_window_ready() and self._window_mean_exceeds(self._entry_latency_ms)):
+        if not (self._entry_window_ready() and self._window_mean_above(self._entry_above)):
             return []
         average_ms = self.average_expected_delay_ms
         self.state = ThrottleState.CODE_YELLOW
@@ -200,7 +267,7 @@ class ThrottleStateMachine:
         assert self.code_yellow_entered_s is not None
         average_ms = self.average_expected_delay_ms
         time_in_yellow_s = now_s - self.code_yellow_entered_s
-        if not self._window_mean_exceeds(self._exit_latency_ms):
+        if not self._window_mean_above(self._exit_below):
             self.state = ThrottleState.NORMAL
             self.code_yellow_entered_s = None
             self.total_code_yellow_exits += 1

@@ -226,6 +226,9 @@ Disturbance = Annotated[CpuSlowdown | SignalBurst | CallSurge | DpcStorm, Field(
 NODE_DISTURBANCES = (CpuSlowdown, SignalBurst, CallSurge)
 """The disturbances that hit the CUCM node (a `dpc_storm` hits a host)."""
 NODE_SECTIONS = ("throttling", "node", "load", "devices", "cluster")
+QUIET_DEFAULT_READINGS = ("exit_rule", "delay_resolution")
+"""Throttling keys a resolved scenario writes only when set otherwise than their default (issue 16's switches:
+results written before they existed keep their bytes)."""
 """The sections that describe the CUCM node."""
 
 
@@ -630,13 +633,19 @@ class Scenario(_Section):
         return tuple(nodes)
 
     def resolved_data(self) -> dict[str, Any]:
-        """Every default filled in, for the parts the scenario has only: read back, it is this scenario."""
+        """Every default filled in, for the parts the scenario has only: read back, it is this scenario.
+        The readings added after results were first published (`QUIET_DEFAULT_READINGS`) are written only
+        when they differ from their default, so a resolved scenario of the defaults keeps its bytes."""
         left_out = set() if self.hosts else {"hosts", "links"}
         if not self.has_node:
             left_out |= {*NODE_SECTIONS, "engine"}
         exclude: dict[str, Any] = dict.fromkeys(left_out, True)
         if self.devices.pools:  # a cluster's phones are its pools'
             exclude["devices"] = {"count", "chatty"}
+        quiet = {key for key in QUIET_DEFAULT_READINGS
+                 if getattr(self.throttling, key) == ThrottlingParams.model_fields[key].default}
+        if quiet and "throttling" not in exclude:
+            exclude["throttling"] = quiet
         data = self.model_dump(mode="json", exclude=exclude)
         for entry, written in zip(self.cluster.nodes if self.cluster else [], data.get("cluster", {}).get("nodes", []),
                                   strict=True):
