@@ -6,6 +6,7 @@ each ends (exit 0, 1, 2, 130).
 - `check`: `check`.  `studies`: `sweep` and `capacity`.  `export`: `export` (Perfmon CSV, syslog).
 - `compare`: `compare` (a run against a Perfmon recording: compare.png, compare.csv).
 - `calibrate`: `calibrate` (a scenario estimated from a node's Perfmon recording).
+- `sensitivity`: `sensitivity` (a scenario under every reading of Cisco's ambiguous throttling rules).
 - `progress`: the progress bars.
 
 `main` is the console script's entry point; `python -m cucm_sim.cli` runs it too.
@@ -13,12 +14,12 @@ each ends (exit 0, 1, 2, 130).
 
 from __future__ import annotations
 
-from cucm_sim.cli import calibrate, check, compare, export, run, scenarios, studies
+from cucm_sim.cli import calibrate, check, compare, export, run, scenarios, sensitivity, studies
 from cucm_sim.cli.app import main
 
 for command in (run.run, run.explain, scenarios.validate, scenarios.metrics, scenarios.schema, scenarios.params,
                 check.check, studies.sweep, studies.capacity, export.export, compare.compare_command,
-                calibrate.calibrate):
+                calibrate.calibrate, sensitivity.sensitivity):
     main.add_command(command)
 
 __all__ = ["main"]

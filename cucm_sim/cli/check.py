@@ -32,7 +32,8 @@ from cucm_sim.cli.app import (
 )
 from cucm_sim.cli.progress import SimulatedTimeBar
 from cucm_sim.scenario.loader import scenario_files
-from cucm_sim.studies.check import PASS_RULE, ScenarioCheck, check_scenarios
+from cucm_sim.scenario.readings import ALL_READINGS
+from cucm_sim.studies.check import ALL_READINGS_RULE, PASS_RULE, ScenarioCheck, check_scenarios
 from cucm_sim.studies.junit import check_junit_path, write_junit
 
 
@@ -46,10 +47,13 @@ from cucm_sim.studies.junit import check_junit_path, write_junit
               help="Also write the results as JUnit XML to this file.")
 @click.option("--workers", "-j", type=click.IntRange(1, 1024), default=None,
               help="Processes to run on (default: one per CPU). Results do not depend on it.")
+@click.option("--all-readings", is_flag=True,
+              help="Run every scenario under all 12 readings of Cisco's ambiguous throttling rules (sample_rule, "
+              "exit_rule, delay_resolution), with the same seeds; a bound passes only if it holds under every one.")
 @ENGINE_OPTION
 @ALLOW_LARGE_OPTION
 def check(paths: tuple[Path, ...], replications: int, overrides: tuple[str, ...], junit_file: Path | None,
-          workers: int | None, engine: str | None, allow_large: bool) -> None:
+          workers: int | None, all_readings: bool, engine: str | None, allow_large: bool) -> None:
     """Run every scenario that has an `expect:` block and judge its bounds.
 
     Exit 0 when every expectation holds, 1 when any fails, 2 on a user error (nothing is run then).
@@ -69,7 +73,8 @@ def check(paths: tuple[Path, ...], replications: int, overrides: tuple[str, ...]
     progress = SimulatedTimeBar("check")
     try:
         checks = check_scenarios([(str(path), scenario) for path, scenario in to_check], replications,
-                                 workers=workers or os.cpu_count() or 1, progress=progress)
+                                 workers=workers or os.cpu_count() or 1, progress=progress,
+                                 readings=ALL_READINGS if all_readings else ())
     except KeyboardInterrupt:
         progress.close()
         stderr.print("interrupted: nothing was written")
@@ -93,9 +98,15 @@ def check(paths: tuple[Path, ...], replications: int, overrides: tuple[str, ...]
 
 def _check_tables(checks: list[ScenarioCheck], replications: int) -> Group:
     runs = "one run each" if replications == 1 else f"{replications} replications each, mean ± 95 % CI [min .. max]"
+    readings = len(checks[0].readings) if checks else 0
+    if readings:
+        runs = (f"{'one run' if replications == 1 else f'{replications} replications'} under each of {readings} "
+                "readings (same seeds); measured: mean ± 95 % CI [min .. max] of all")
     scenarios = f"{len(checks)} scenario{'s' if len(checks) != 1 else ''}"
     parts: list[RenderableType] = [Text(f"cucm-sim check: {scenarios}, {runs}", style="bold")]
-    if replications > 1:
+    if readings:
+        parts.append(Text(f"{ALL_READINGS_RULE}.", style="italic"))
+    elif replications > 1:
         parts.append(Text(f"{PASS_RULE}.", style="italic"))
     for check in checks:
         derived = f" + {len(check.seeds) - 1} derived" if len(check.seeds) > 1 else ""

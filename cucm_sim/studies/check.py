@@ -9,6 +9,10 @@ A percentile (`metrics.HISTOGRAM_QUANTILES`) is read from a log histogram and is
 `stats.QUANTILE_RELATIVE_RESOLUTION` (±0.58 %); wherever its value is shown, that resolution is shown
 beside it.  The runs go through `backends`, like every other study's.  Returns objects; the CLI, the
 JUnit writer and the pytest plugin present them.
+
+Under several readings of Cisco's ambiguous rules (`readings`; `check --all-readings`) every replication
+runs under every reading, with the same seeds, and the rule becomes: **a bound passes only if it holds
+under every reading, in every replication**.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from cucm_sim.measures.metrics import HISTOGRAM_QUANTILES, lookup
 from cucm_sim.measures.stats import QUANTILE_RELATIVE_RESOLUTION, QUANTILE_RESOLUTION_TEXT
 from cucm_sim.report.formats import format_value
 from cucm_sim.run.simulation import simulate
+from cucm_sim.scenario.readings import Reading, with_reading
 from cucm_sim.scenario.schema import Bound, Scenario
 from cucm_sim.scenario.seeds import replication_seeds
 from cucm_sim.studies.backends import Backend, InProcess, Job, LocalPool, RunFunction
 from cucm_sim.studies.backends import Outcome as RunOutcome
 
 PASS_RULE: Final = "a bound passes only if every replication meets it"
+ALL_READINGS_RULE: Final = "a bound passes only if it holds under every reading, in every replication"
 
 Progress = Callable[[float, float], None]
 """Called as a check advances with (simulated s done, simulated s in all runs of the check)."""
@@ -44,6 +50,20 @@ class Outcome:
     bound: Bound
     values: tuple[float | None, ...]
     seeds: tuple[int, ...]
+    readings: tuple[str, ...] = ()
+    """Under several readings: each value's reading label (`readings.Reading.label`); else empty."""
+
+    @property
+    def reading_count(self) -> int:
+        """How many readings the values come from (1 without readings)."""
+        return len(dict.fromkeys(self.readings)) or 1
+
+    @property
+    def failing_readings(self) -> tuple[str, ...]:
+        """The readings under which some replication misses the bound, in the order they ran."""
+        return tuple(dict.fromkeys(
+            reading for reading, value in zip(self.readings, self.values, strict=True)
+            if not self.bound.holds(value)))
 
     @property
     def passed(self) -> bool:
@@ -107,10 +127,12 @@ class Outcome:
                 f"[{format_value(min(values))} .. {format_value(max(values))}]{resolution}")
 
     def describe_replications(self) -> list[str]:
-        """One line per replication: 'seed 7: 12.5' (or 'did not happen')."""
+        """One line per replication: 'seed 7: 12.5' (or 'did not happen'); under several readings
+        'batch / below / exact, seed 7: 12.5'."""
+        labels = self.readings or ("",) * len(self.values)
         return [
-            f"seed {seed}: {'did not happen' if value is None else format_value(value)}"
-            for seed, value in zip(self.seeds, self.values, strict=True)
+            f"{f'{label}, ' if label else ''}seed {seed}: {'did not happen' if value is None else format_value(value)}"
+            for label, seed, value in zip(labels, self.seeds, self.values, strict=True)
         ]
 
     def describe_result(self) -> str:
@@ -118,8 +140,13 @@ class Outcome:
         percentile that misses by no more than the histogram's resolution adds '; within the histogram
         resolution (±0.58 %)' (its exact value may meet the bound)."""
         if self.passed:
-            return "pass"
-        of = f", {self.failures} of {len(self.values)} replications" if len(self.values) > 1 else ""
+            return f"pass under all {self.reading_count} readings" if self.readings else "pass"
+        if self.readings:
+            failing = self.failing_readings
+            named = "; ".join(failing[:3]) + ("; ..." if len(failing) > 3 else "")
+            of = f", under {len(failing)} of {self.reading_count} readings ({named})"
+        else:
+            of = f", {self.failures} of {len(self.values)} replications" if len(self.values) > 1 else ""
         miss = self.worst_miss
         if miss is None:
             return f"FAIL: did not happen{of}"
@@ -147,6 +174,10 @@ class ScenarioCheck:
     seeds: tuple[int, ...]
     outcomes: tuple[Outcome, ...]
     wall_s: float
+    readings: tuple[Reading, ...] = ()
+    """The readings it ran under (`check --all-readings`, `sensitivity`); empty: the scenario's own."""
+    summaries: tuple[Mapping[str, Any], ...] = ()
+    """Every run's summary: reading by reading (if any), then seed by seed, as `seeds` orders them."""
 
     @property
     def passed(self) -> bool:
@@ -155,20 +186,27 @@ class ScenarioCheck:
 
 
 def evaluate(
-    expect: Mapping[str, Bound], summaries: Sequence[Mapping[str, Any]], seeds: Sequence[int]
+    expect: Mapping[str, Bound], summaries: Sequence[Mapping[str, Any]], seeds: Sequence[int],
+    readings: Sequence[str] = (),
 ) -> tuple[Outcome, ...]:
-    """Judge every expectation against the summaries of the replications (one summary per seed)."""
+    """Judge every expectation against the summaries of the replications (one summary per seed; under
+    several readings, one per (reading, seed), with `readings` naming each summary's reading)."""
     if len(summaries) != len(seeds) or not summaries:
         raise ValueError(f"need one summary per seed, got {len(summaries)} summaries and {len(seeds)} seeds")
+    if readings and len(readings) != len(seeds):
+        raise ValueError(f"need one reading per summary, got {len(readings)} for {len(summaries)}")
     return tuple(
-        Outcome(metric, bound, tuple(lookup(summary, metric) for summary in summaries), tuple(seeds))
+        Outcome(metric, bound, tuple(lookup(summary, metric) for summary in summaries), tuple(seeds),
+                tuple(readings))
         for metric, bound in expect.items()
     )
 
 
-def check_scenario(scenario: Scenario, source: str, replications: int = 1) -> ScenarioCheck:
-    """Run `scenario` `replications` times and judge its `expect:` block (seed made concrete first)."""
-    return check_scenarios([(source, scenario)], replications)[0]
+def check_scenario(scenario: Scenario, source: str, replications: int = 1,
+                   readings: Sequence[Reading] = ()) -> ScenarioCheck:
+    """Run `scenario` `replications` times (under each of `readings`, if any) and judge its `expect:` block
+    (seed made concrete first)."""
+    return check_scenarios([(source, scenario)], replications, readings=readings)[0]
 
 
 def check_scenarios(
@@ -176,8 +214,10 @@ def check_scenarios(
     replications: int = 1,
     workers: int = 1,
     progress: Progress | None = None,
+    readings: Sequence[Reading] = (),
 ) -> list[ScenarioCheck]:
-    """Check each (source, scenario), running all their replications on `workers` processes.
+    """Check each (source, scenario), running all their replications on `workers` processes; with
+    `readings`, under each of them (`readings.with_reading`), with the same seeds under every reading.
 
     The runs go through `backends`: with one worker (or one run) to `InProcess`, in order, and `progress`
     hears about every simulated stretch; with more to a `LocalPool`, and `progress` hears about each finished
@@ -186,17 +226,22 @@ def check_scenarios(
     """
     concrete = [(source, scenario.with_concrete_seed()) for source, scenario in scenarios]
     seeds_of = [replication_seeds(_seed(scenario), replications) for _, scenario in concrete]
+    under: list[Reading | None] = [*readings] or [None]
     scenario_runs = [
-        scenario.model_copy(update={"seed": seed})
+        (scenario if reading is None else with_reading(scenario, reading)).model_copy(update={"seed": seed})
         for (_, scenario), seeds in zip(concrete, seeds_of, strict=True)
+        for reading in under
         for seed in seeds
     ]
     summaries = _run_all([Job((index,), run) for index, run in enumerate(scenario_runs)], workers, progress)
+    runs_each = replications * len(under)
     checks = []
     for index, ((source, scenario), seeds) in enumerate(zip(concrete, seeds_of, strict=True)):
-        mine = summaries[index * replications:(index + 1) * replications]
+        mine = summaries[index * runs_each:(index + 1) * runs_each]
         wall_s = sum(float(summary["wall_s"]) for summary in mine)
-        checks.append(ScenarioCheck(source, scenario, tuple(seeds), evaluate(scenario.expect, mine, seeds), wall_s))
+        labels = [reading.label for reading in readings for _ in seeds]
+        outcomes = evaluate(scenario.expect, mine, list(seeds) * len(under), labels)
+        checks.append(ScenarioCheck(source, scenario, tuple(seeds), outcomes, wall_s, tuple(readings), tuple(mine)))
     return checks
 
 
