@@ -922,7 +922,9 @@ def test_many_unknown_keys_are_summarised_quickly(tmp_path: Path) -> None:
     problems = problems_loading(scenario_file)
     elapsed_s = time.perf_counter() - started
 
-    assert elapsed_s < 5, elapsed_s
+    # A guard against a summary that grows with the square of the keys (hours at 100,000), not a speed test:
+    # it takes about 1 s alone, and the suite shares two cores between several processes.
+    assert elapsed_s < 60, elapsed_s
     assert len(problems) <= 21
     assert problems[0].startswith(f"{scenario_file}:3: k0: unknown key")
     assert any("99,99" in problem and "more unknown keys" in problem for problem in problems), problems

@@ -281,4 +281,4 @@ def test_the_issues_inputs_end_in_one_bounded_line_in_a_real_process(tmp_path: P
     assert line.startswith(f"error: {scenario}"), line
     assert says in line, line
     assert len(line) <= MAX_LINE_CHARS
-    assert elapsed_s < 20, elapsed_s
+    assert elapsed_s < 45, elapsed_s  # bounded, not fast: a few seconds alone, on two cores shared with the suite
