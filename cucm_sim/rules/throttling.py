@@ -157,8 +157,8 @@ class Threshold:
 
 
 def _thresholds(params: ThrottlingParams) -> tuple[Threshold, Threshold]:
-    """(what the mean must pass to enter Code Yellow, what it must stay at or under to leave), under the
-    params' `exit_rule` and `delay_resolution`; staying in Code Yellow is being above the second.
+    """(what the window's mean must be above to enter Code Yellow, what it must stay above to remain in
+    Code Yellow), under the params' `exit_rule` and `delay_resolution`.
 
     `exact`: enter above the entry latency E; stay above the exit latency X (`at_or_below`) or at or
     above it (`below`).  `whole_ms`, with the mean m rounded down: floor(m) > E is m >= E + 1;
@@ -183,9 +183,7 @@ class ThrottleStateMachine:
         self.params = params
         self._window_size = params.system_throttle_sample_size_s
         self._window: deque[float] = deque(maxlen=max(self._window_size, 1))
-        # The thresholds as exact rationals of the values a user sees (exit_latency_ms is a float), so a
-        # sample equal to the exit latency, as printed and as computed, is at it, not above it.
-        self._entry_above, self._exit_below = _thresholds(params)
+        self._entry_above, self._stay_above = _thresholds(params)
         self._nonzero_run = 0
         self._batch_count = 0
         self.state = ThrottleState.NORMAL
@@ -236,10 +234,10 @@ class ThrottleStateMachine:
             return self._batch_count == self._window_size
         return len(self._window) >= self._window_size
 
-    def _window_mean_above(self, threshold_ms: Threshold) -> bool:
+    def _window_mean_above(self, threshold: Threshold) -> bool:
         """Is the window's mean above the threshold (or at it, when the threshold includes it)?"""
-        sign = self._window_mean_sign(threshold_ms.level_ms)
-        return sign > 0 or (sign == 0 and threshold_ms.inclusive)
+        sign = self._window_mean_sign(threshold.level_ms)
+        return sign > 0 or (sign == 0 and threshold.inclusive)
 
     def _window_mean_sign(self, level_ms: Fraction) -> int:
         # Exact: the sign of (mean of the samples, as the floats they are) - level, with no rounding.
@@ -267,7 +265,7 @@ class ThrottleStateMachine:
         assert self.code_yellow_entered_s is not None
         average_ms = self.average_expected_delay_ms
         time_in_yellow_s = now_s - self.code_yellow_entered_s
-        if not self._window_mean_above(self._exit_below):
+        if not self._window_mean_above(self._stay_above):
             self.state = ThrottleState.NORMAL
             self.code_yellow_entered_s = None
             self.total_code_yellow_exits += 1
