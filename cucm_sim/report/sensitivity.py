@@ -124,22 +124,34 @@ def conclusion(result: SensitivityResult) -> list[str]:
     broken = [verdict for verdict in result.bounds if verdict.verdict == "none"]
     lines = []
     if fragile:
-        lines.append(f"{len(fragile)} of {len(result.bounds)} bounds depend on the reading:")
+        lines.append(f"{len(fragile)} of {_bounds(len(result.bounds))} {_verb(len(fragile), 'depend')} on the "
+                     "reading:")
         lines.extend(f"  {verdict.metric} {verdict.bound.describe()}: holds under {verdict.describe()} readings; "
                      f"depends on {_switch_list(verdict.depends_on)}; fails under "
                      f"{_reading_list(result, verdict, held=False)}" for verdict in fragile)
     else:
         lines.append(f"No bound depends on the reading ({count} readings).")
     if robust:
-        lines.append(f"{len(robust)} hold under every reading: {', '.join(verdict.metric for verdict in robust)}.")
+        lines.append(f"{len(robust)} {_verb(len(robust), 'hold')} under every reading: "
+                     f"{', '.join(verdict.metric for verdict in robust)}.")
     if broken:
-        lines.append(f"{len(broken)} fail under every reading: {', '.join(verdict.metric for verdict in broken)}.")
+        lines.append(f"{len(broken)} {_verb(len(broken), 'fail')} under every reading: "
+                     f"{', '.join(verdict.metric for verdict in broken)}.")
     return lines
 
 
+def _bounds(count: int) -> str:
+    return f"{count} bound{'' if count == 1 else 's'}"
+
+
+def _verb(count: int, verb: str) -> str:
+    """'holds' for one, 'hold' for several."""
+    return f"{verb}s" if count == 1 else verb
+
+
 def _switch_list(switches: Sequence[str]) -> str:
-    # A bound can hold under some readings and fail under others yet no single switch flip changes it
-    # only when two or more switches must change together.
+    # Over the full grid of readings a bound that holds under some and fails under others always has a
+    # switch whose flip alone changes it (the grid is connected); over a part of it, it may have none.
     return ", ".join(switches) if switches else "a combination of switches (no single one alone)"
 
 
