@@ -514,3 +514,21 @@ def test_the_shipped_recording_is_what_its_script_writes() -> None:
     script = runpy.run_path(str(ROOT / "scenarios" / "data" / "make_recording.py"))
     assert script["recording_text"]().encode("utf-8") == (ROOT / "scenarios" / "data" / "cm1_incident_15s.csv"
                                                           ).read_bytes()
+
+
+def test_a_blank_per_second_count_or_capacity_reading_is_refused_with_its_lines() -> None:
+    from cucm_sim.errors import RecordingError
+    from cucm_sim.scenario.replay import capacity_steps, per_second_counts
+    from cucm_sim.scenario.trace import TraceCapacity
+
+    elapsed_s, lines = np.arange(5.0), np.arange(2, 7)
+    values = np.array([1.0, 2.0, np.nan, 3.0, np.nan])
+    with pytest.raises(RecordingError, match=r"rec\.csv: Q is blank at lines 4, 6: a per-second count cannot "
+                       r"be known there, and cucm-sim does not fill it in; mend the file or cut it to the rows"):
+        per_second_counts("rec.csv", "Q", elapsed_s, values, lines)
+    mapping = TraceCapacity(counter="Processor(_Total)\\% Processor Time")
+    with pytest.raises(RecordingError, match=r"P is blank at lines 4, 6: the capacity factor cannot be known "
+                       r"there, and cucm-sim does not fill it in; mend the file or leave out capacity_factor"):
+        capacity_steps("rec.csv", mapping, "P", elapsed_s, values, lines)
+    steps = capacity_steps("rec.csv", mapping, "P", elapsed_s, np.array([0.0, 0.0, 50.0, 100.0, 100.0]), lines)
+    assert np.allclose(steps.factors, [1.0, 0.525, 0.05, 0.05]) and np.array_equal(steps.starts_s, elapsed_s[:-1])

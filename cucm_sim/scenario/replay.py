@@ -200,11 +200,7 @@ def per_second_counts(source: str, path: str, elapsed_s: np.ndarray, rates: np.n
     """(starts, ends, counts, findings) of a per-second counter: rate x interval length, plus the change in
     the signals `present` when given (clamped at 0; blank present rows bridged; see the module doc)."""
     used = rates[1:]
-    blank = np.flatnonzero(~np.isfinite(used)) + 1
-    if len(blank):
-        raise RecordingError([f"{source}: {path} is blank at {_lines_text([int(lines[row]) for row in blank])}: a "
-                              "per-second count cannot be known there, and cucm-sim does not fill it in; mend the file "
-                              "or cut it to the rows that were read"])
+    _refuse_blanks(source, path, used, lines, "a per-second count", "cut it to the rows that were read")
     starts_s, ends_s = elapsed_s[:-1], elapsed_s[1:]
     counts = used * (ends_s - starts_s)
     if present is None:
@@ -244,12 +240,17 @@ def capacity_steps(source: str, mapping: TraceCapacity, path: str, elapsed_s: np
                    lines: np.ndarray) -> CapacitySteps:
     """The capacity factor of each interval: the mapped reading at its end (see the module doc)."""
     used = readings[1:]
+    _refuse_blanks(source, path, used, lines, "the capacity factor", "leave out capacity_factor")
+    return CapacitySteps(elapsed_s[:-1].copy(), mapping.factor(used))
+
+
+def _refuse_blanks(source: str, path: str, used: np.ndarray, lines: np.ndarray, what: str, remedy: str) -> None:
+    """RecordingError naming the lines where `used` (a counter's values from the second row on) is blank."""
     blank = np.flatnonzero(~np.isfinite(used)) + 1
     if len(blank):
-        raise RecordingError([f"{source}: {path} is blank at {_lines_text([int(lines[row]) for row in blank])}: the "
-                              "capacity factor cannot be known there, and cucm-sim does not fill it in; mend the file "
-                              "or leave out capacity_factor"])
-    return CapacitySteps(elapsed_s[:-1].copy(), mapping.factor(used))
+        raise RecordingError([f"{source}: {path} is blank at {_lines_text([int(lines[row]) for row in blank])}: "
+                              f"{what} cannot be known there, and cucm-sim does not fill it in; mend the file or "
+                              f"{remedy}"])
 
 
 # ------------------------------------------------------------------ reading a trace
