@@ -45,7 +45,7 @@ from cucm_sim.report.sensitivity import (
 )
 from cucm_sim.scenario.loader import load_scenario
 from cucm_sim.studies.scenario_metrics import check_metrics
-from cucm_sim.studies.sensitivity import run_sensitivity
+from cucm_sim.studies.sensitivity import check_has_throttling, run_sensitivity
 
 
 @click.command(short_help="Run a scenario under every reading of Cisco's ambiguous throttling rules.")
@@ -79,9 +79,7 @@ def sensitivity(scenario_file: Path, replications: int, metrics: tuple[str, ...]
     """
     scenario = user_errors_exit_2(lambda: load_scenario(scenario_file, overrides_with(overrides, seed, engine)))
     warn(scenario, str(scenario_file))
-    if not scenario.has_node:
-        fail([f"{scenario_file}: the scenario has no CUCM node (hosts only): there is no call throttling, so no "
-              "reading of its rules to vary"])
+    user_errors_exit_2(lambda: check_has_throttling(scenario, str(scenario_file)))
     user_errors_exit_2(lambda: check_metrics(scenario, [(f"--metric {metric}", metric) for metric in metrics]))
     check_work(scenario, str(scenario_file), allow_large)
     out_dir = out_dir or Path("results") / f"{safe_name(scenario.name)}-sensitivity"

@@ -292,8 +292,8 @@ def whole_ms_note(throttling: ThrottlingParams) -> str:
     """'' for exact comparisons; under delay_resolution whole_ms, a sentence tail saying what is compared."""
     if throttling.delay_resolution != "whole_ms":
         return ""
-    whole_exit_ms = throttling.code_yellow_entry_latency_ms * throttling.code_yellow_exit_latency_pct // 100
-    return (f"; averages are compared in whole ms, rounded down, with the exit latency as {whole_exit_ms} ms "
+    return (f"; averages are compared in whole ms, rounded down, with the exit latency as "
+            f"{throttling.whole_exit_latency_ms} ms "
             "(delay_resolution whole_ms)")
 
 

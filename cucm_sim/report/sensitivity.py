@@ -17,13 +17,13 @@ immutable data (`BoundVerdict`, `SensitivityResult`) and everything that present
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Final, Literal
 
-from cucm_sim.measures.confidence import mean_confidence_interval
 from cucm_sim.report.csv_text import csv_text
 from cucm_sim.report.files import DirectoryKind
 from cucm_sim.report.formats import csv_cell
@@ -81,7 +81,7 @@ class SensitivityResult:
     def mean(self, reading: int, metric: int) -> float | None:
         """A metric's mean under a reading, over the replications in which it happened (None: in none)."""
         happened = [value for value in self.values[reading][metric] if value is not None]
-        return mean_confidence_interval(happened)[0] if happened else None
+        return statistics.fmean(happened) if happened else None
 
     def bound_of(self, metric: str) -> BoundVerdict | None:
         """The verdict of the bound on `metric`, if the scenario expects one."""
@@ -100,16 +100,16 @@ def judge_bounds(expect: dict[str, Bound], readings: Sequence[Reading], metrics:
 
 
 def _switches_that_matter(readings: Sequence[Reading], holds: Sequence[bool]) -> tuple[str, ...]:
-    """The switches for which two readings differing in that switch alone disagree on the bound."""
-    verdict_of = dict(zip((reading.values for reading in readings), holds, strict=True))
+    """The switches for which two readings differing in that switch alone disagree on the bound: grouped by
+    the values of the other switches, some group holds under one value of it and fails under another."""
     matters = []
     for position, switch in enumerate(SWITCHES):
-        for values, held in verdict_of.items():
-            if any(other != held for key, other in verdict_of.items()
-                   if key[position] != values[position]
-                   and all(a == b for k, (a, b) in enumerate(zip(key, values, strict=True)) if k != position)):
-                matters.append(switch)
-                break
+        verdicts_of: dict[tuple[str, ...], set[bool]] = {}
+        for reading, held in zip(readings, holds, strict=True):
+            others = reading.values[:position] + reading.values[position + 1:]
+            verdicts_of.setdefault(others, set()).add(held)
+        if any(len(verdicts) == 2 for verdicts in verdicts_of.values()):
+            matters.append(switch)
     return tuple(matters)
 
 
@@ -131,12 +131,10 @@ def conclusion(result: SensitivityResult) -> list[str]:
                      f"{_reading_list(result, verdict, held=False)}" for verdict in fragile)
     else:
         lines.append(f"No bound depends on the reading ({count} readings).")
-    if robust:
-        lines.append(f"{len(robust)} {_verb(len(robust), 'hold')} under every reading: "
-                     f"{', '.join(verdict.metric for verdict in robust)}.")
-    if broken:
-        lines.append(f"{len(broken)} {_verb(len(broken), 'fail')} under every reading: "
-                     f"{', '.join(verdict.metric for verdict in broken)}.")
+    for group, verb in ((robust, "hold"), (broken, "fail")):
+        if group:
+            lines.append(f"{len(group)} {_verb(len(group), verb)} under every reading: "
+                         f"{', '.join(verdict.metric for verdict in group)}.")
     return lines
 
 

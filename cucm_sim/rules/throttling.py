@@ -136,6 +136,12 @@ class ThrottlingParams(BaseModel):
         return self.code_yellow_entry_latency_ms * self.code_yellow_exit_latency_pct / 100
 
     @property
+    def whole_exit_latency_ms(self) -> int:
+        """The exit latency in whole ms, rounded down as `delay_resolution: whole_ms` compares it: entry x exit
+        % / 100 in integer arithmetic (21 ms x 45 % = 9.45 ms gives 9)."""
+        return self.code_yellow_entry_latency_ms * self.code_yellow_exit_latency_pct // 100
+
+    @property
     def code_yellow_duration_s(self) -> float | None:
         """Code Yellow Duration in seconds, or None when Code Red is disabled (99999)."""
         if self.code_yellow_duration_min == NEVER_CODE_RED_MIN:
@@ -171,9 +177,8 @@ def _thresholds(params: ThrottlingParams) -> tuple[Threshold, Threshold]:
         # printed and as computed, is at it, not above it.
         return (Threshold(Fraction(params.code_yellow_entry_latency_ms), inclusive=False),
                 Threshold(Fraction(params.exit_latency_ms), inclusive=below))
-    whole_exit_ms = params.code_yellow_entry_latency_ms * params.code_yellow_exit_latency_pct // 100
     return (Threshold(Fraction(params.code_yellow_entry_latency_ms + 1), inclusive=True),
-            Threshold(Fraction(whole_exit_ms + (0 if below else 1)), inclusive=True))
+            Threshold(Fraction(params.whole_exit_latency_ms + (0 if below else 1)), inclusive=True))
 
 
 class ThrottleStateMachine:

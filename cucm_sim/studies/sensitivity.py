@@ -30,12 +30,17 @@ def study_metrics(scenario: Scenario, metrics: Sequence[str] = ()) -> tuple[str,
     return tuple(dict.fromkeys([*scenario.expect, *(metrics or HEADLINE_METRICS)]))
 
 
-def run_sensitivity(source: str, scenario: Scenario, replications: int = 1, workers: int = 1,
-                    progress: Progress | None = None, metrics: Sequence[str] = ()) -> SensitivityResult:
-    """Run `scenario` under every reading, `replications` times each with the same seeds (module doc)."""
+def check_has_throttling(scenario: Scenario, source: str) -> None:
+    """UserError when the scenario has no CUCM node (hosts only): no call throttling, no reading to vary."""
     if not scenario.has_node:
         raise UserError([f"{source}: the scenario has no CUCM node (hosts only): there is no call throttling, so "
                          "no reading of its rules to vary"])
+
+
+def run_sensitivity(source: str, scenario: Scenario, replications: int = 1, workers: int = 1,
+                    progress: Progress | None = None, metrics: Sequence[str] = ()) -> SensitivityResult:
+    """Run `scenario` under every reading, `replications` times each with the same seeds (module doc)."""
+    check_has_throttling(scenario, source)
     concrete = scenario.with_concrete_seed()
     assert concrete.seed is not None
     (check,) = check_scenarios([(source, concrete)], replications, workers, progress, readings=ALL_READINGS)
