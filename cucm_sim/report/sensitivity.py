@@ -27,6 +27,7 @@ from typing import Final, Literal
 from cucm_sim.report.csv_text import csv_text
 from cucm_sim.report.files import DirectoryKind
 from cucm_sim.report.formats import csv_cell
+from cucm_sim.report.narrative import plural
 from cucm_sim.scenario.readings import SWITCHES, Reading
 from cucm_sim.scenario.schema import Bound
 
@@ -124,7 +125,7 @@ def conclusion(result: SensitivityResult) -> list[str]:
     broken = [verdict for verdict in result.bounds if verdict.verdict == "none"]
     lines = []
     if fragile:
-        lines.append(f"{len(fragile)} of {_bounds(len(result.bounds))} {_verb(len(fragile), 'depend')} on the "
+        lines.append(f"{len(fragile)} of {plural(len(result.bounds), 'bound')} {_verb(len(fragile), 'depend')} on the "
                      "reading:")
         lines.extend(f"  {verdict.metric} {verdict.bound.describe()}: holds under {verdict.describe()} readings; "
                      f"depends on {_switch_list(verdict.depends_on)}; fails under "
@@ -136,10 +137,6 @@ def conclusion(result: SensitivityResult) -> list[str]:
             lines.append(f"{len(group)} {_verb(len(group), verb)} under every reading: "
                          f"{', '.join(verdict.metric for verdict in group)}.")
     return lines
-
-
-def _bounds(count: int) -> str:
-    return f"{count} bound{'' if count == 1 else 's'}"
 
 
 def _verb(count: int, verb: str) -> str:
